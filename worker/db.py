@@ -1,0 +1,113 @@
+"""The one place that talks to Postgres: a psycopg 3 async pool and named SQL queries.
+
+All SQL lives in `worker/sql/*.sql` as named queries (`-- name: claim_jobs`), loaded once.
+Python never builds SQL by concatenation; modules ask for a query by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+_HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+
+@cache
+def queries() -> dict[str, str]:
+    """All named queries from worker/sql/*.sql. Duplicate names are a programming error."""
+    found: dict[str, str] = {}
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        heads = list(_HEADER.finditer(text))
+        for i, head in enumerate(heads):
+            end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+            body = text[head.end() : end].strip()
+            name = head["name"]
+            if name in found:
+                raise ValueError(f"duplicate query name {name!r} in {path.name}")
+            found[name] = body
+    return found
+
+
+def query(name: str) -> LiteralString:
+    """The SQL text of a named query (trusted: it ships with the package)."""
+    try:
+        return cast(LiteralString, queries()[name])
+    except KeyError:
+        raise KeyError(f"no SQL query named {name!r} in {SQL_DIR}") from None
+
+
+class Database:
+    """A connection pool plus helpers to run named queries."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "chirpbase"):
+        self._pool = AsyncConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name=name,
+            kwargs={"autocommit": True, "application_name": name},
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=0,
+        )
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        return self._pool
+
+    async def open(self, *, wait: bool = True, timeout: float = 10.0) -> None:
+        await self._pool.open(wait=wait, timeout=timeout)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, name: str, params: Params = None) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query(name), params)
+            return await cur.fetchall()
+
+    async def fetchrow(self, name: str, params: Params = None) -> dict[str, Any] | None:
+        rows = await self.fetch(name, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, name: str, params: Params = None) -> Any:
+        async with self._pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(query(name), params)
+            row = await cur.fetchone()
+            return row[0] if row else None
+
+    async def execute(self, name: str, params: Params = None) -> int:
+        async with self._pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(query(name), params)
+            return cur.rowcount
+
+    async def ping(self) -> bool:
+        """True when a connection answers `select 1`."""
+        try:
+            async with self._pool.connection(timeout=2.0) as conn:
+                await conn.execute("select 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "down" to /health
+            return False

@@ -1,0 +1,85 @@
+"""Process settings: secrets and endpoints from the environment (or `.env`).
+
+Behaviour (persona, cadence, quotas ...) is not here: it lives in the `configs` table so it can
+change live. Names follow the seed's contract (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the worker needs from its environment, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # X API v2 (OAuth 1.0a user context + app bearer token)
+    x_api_key: SecretStr
+    x_api_secret: SecretStr
+    x_access_token: SecretStr
+    x_access_token_secret: SecretStr
+    x_bearer_token: SecretStr
+    x_api_base_url: str = "https://api.twitter.com"
+
+    # OpenAI
+    openai_api_key: SecretStr
+    openai_base_url: str | None = None
+
+    # Supabase: project URL (Realtime, Storage) and the service-role key
+    supabase_url: str
+    supabase_key: SecretStr
+    # Direct or session-pooler connection string: the worker needs real sessions.
+    database_url: SecretStr
+
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    environment: str = "production"
+
+    # Runtime knobs
+    worker_id: str | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    poll_interval_s: float = Field(default=15.0, gt=0)
+    lease_s: float = Field(default=60.0, ge=5)
+    shutdown_grace_s: float = Field(default=25.0, ge=0)
+    health_grace_s: float = Field(default=60.0, ge=0)
+    doorbell_enabled: bool = True
+    db_pool_max: int = Field(default=10, ge=2)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("supabase_url", "x_api_base_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/") if v else v
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process holds, for redaction in logs and errors."""
+        out: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out.append(value.get_secret_value())
+        from urllib.parse import urlsplit
+
+        password = urlsplit(self.database_url.get_secret_value()).password
+        if password:
+            out.append(password)
+        return [s for s in out if len(s) >= 4]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()  # type: ignore[call-arg]
