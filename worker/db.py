@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
@@ -43,7 +43,7 @@ def queries() -> dict[str, str]:
 def query(name: str) -> LiteralString:
     """The SQL text of a named query (trusted: it ships with the package)."""
     try:
-        return cast(LiteralString, queries()[name])
+        return queries()[name]  # type: ignore[return-value,unused-ignore]
     except KeyError:
         raise KeyError(f"no SQL query named {name!r} in {SQL_DIR}") from None
 
@@ -67,8 +67,8 @@ class Database:
     def pool(self) -> AsyncConnectionPool:
         return self._pool
 
-    async def open(self, *, wait: bool = True, timeout: float = 10.0) -> None:
-        await self._pool.open(wait=wait, timeout=timeout)
+    async def open(self, *, wait: bool = True, wait_s: float = 10.0) -> None:
+        await self._pool.open(wait=wait, timeout=wait_s)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -109,5 +109,5 @@ class Database:
             async with self._pool.connection(timeout=2.0) as conn:
                 await conn.execute("select 1")
             return True
-        except Exception:  # noqa: BLE001 - any failure means "down" to /health
+        except Exception:
             return False

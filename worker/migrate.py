@@ -77,7 +77,7 @@ def migrate(dsn: str, directory: Path = MIGRATIONS_DIR, *, reapply: bool = False
         todo = discover(directory) if reapply else pending(conn, directory)
         for mig in todo:
             with conn.transaction():
-                conn.execute(mig.sql)  # type: ignore[arg-type]  # trusted file, many statements
+                conn.execute(mig.sql.encode())  # trusted file with many statements
                 conn.execute(
                     "insert into supabase_migrations.schema_migrations (version, name, statements)"
                     " values (%s, %s, %s) on conflict (version) do nothing",

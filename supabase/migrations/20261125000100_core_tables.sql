@@ -130,6 +130,8 @@ comment on column public.jobs.dedupe_key is
 -- The claim path: only queued rows are indexed, so a million finished jobs cost nothing.
 create index if not exists jobs_claim_idx on public.jobs (priority desc, run_at, id)
   where status = 'queued';
+-- The worker sleeps until the next future run_at it knows of.
+create index if not exists jobs_queued_run_at_idx on public.jobs (run_at) where status = 'queued';
 create unique index if not exists jobs_dedupe_key_idx on public.jobs (dedupe_key)
   where dedupe_key is not null;
 create index if not exists jobs_running_lease_idx on public.jobs (locked_until)

@@ -25,7 +25,8 @@ select public.release_jobs(%(worker_id)s, %(ids)s);
 select public.reap_expired_leases();
 
 -- name: next_run_at
-select min(run_at) from public.jobs where status = 'queued' and kind = any(%(kinds)s);
+select min(run_at) from public.jobs
+where status = 'queued' and run_at > now() and kind = any(%(kinds)s);
 
 -- name: queue_depth
 select kind, status, jobs, oldest_run_at, extract(epoch from max_lag) as max_lag_s

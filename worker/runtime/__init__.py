@@ -1,0 +1,1 @@
+"""The worker runtime: claim loop, doorbell, health."""

@@ -1,0 +1,55 @@
+"""The long-lived things handlers use, created once per worker process.
+
+Clients for the outside world are created on first use so a worker that never posts never
+needs, say, an OpenAI connection.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from worker.db import Database
+from worker.live_config import LiveConfig
+from worker.queue import JobQueue
+from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.clients.ai import AIClient
+    from worker.clients.storage import ImageStore
+    from worker.clients.x import XClient
+
+
+class Services:
+    """Settings, database, queue, live config and (lazily) the API clients."""
+
+    def __init__(self, settings: Settings, db: Database, queue: JobQueue, config: LiveConfig):
+        self.settings = settings
+        self.db = db
+        self.queue = queue
+        self.config = config
+
+    @cached_property
+    def x(self) -> XClient:
+        from worker.clients.x import XClient
+
+        return XClient.from_settings(self.settings)
+
+    @cached_property
+    def ai(self) -> AIClient:
+        from worker.clients.ai import AIClient
+
+        return AIClient.from_settings(self.settings)
+
+    @cached_property
+    def images(self) -> ImageStore:
+        from worker.clients.storage import ImageStore
+
+        return ImageStore.from_settings(self.settings)
+
+    async def aclose(self) -> None:
+        for name in ("x", "ai", "images"):
+            client = self.__dict__.get(name)
+            close = getattr(client, "aclose", None)
+            if close is not None:
+                await close()
