@@ -1,0 +1,210 @@
+"""The edge functions' Deno tests, run by pytest so `make test` covers them.
+
+`scripts/deno.sh` installs Deno from the npm registry into .local/ on first use; the npm packages
+the functions import are cached in .local/deno/cache, so later runs are offline. The deno suite
+gets a fresh migrated database in CHIRPBASE_TEST_DB_URL, so its Postgres tests run too (none may
+be skipped here). A second test serves the function itself with `deno run` and checks a signed
+delivery becomes a `replies` row and a like job.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.waiting import wait_for_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ROOT / "supabase" / "functions"
+VECTORS = ROOT / "tests" / "fixtures" / "reply_vectors.json"
+DENO = ["bash", str(ROOT / "scripts" / "deno.sh")]
+SECRET = "e2e-consumer-secret-not-a-real-one"
+
+
+def _deno_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHIRPBASE_TEST_")}
+    env.update(extra)
+    return env
+
+
+def _sign(secret: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return "sha256=" + base64.b64encode(digest).decode()
+
+
+@pytest.mark.timeout(600)
+def test_deno_suite(dsn: str) -> None:
+    """Every deno test under supabase/functions passes, the Postgres ones included."""
+    proc = subprocess.run(
+        [
+            *DENO,
+            "test",
+            "--config",
+            str(FUNCTIONS / "deno.json"),
+            "--allow-env",
+            "--allow-read",
+            "--allow-net=127.0.0.1,localhost",
+            str(FUNCTIONS),
+        ],
+        cwd=ROOT,
+        env=_deno_env(CHIRPBASE_TEST_DB_URL=dsn),
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    summary = re.search(
+        r"ok \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?", output
+    )
+    assert summary, output[-3000:]
+    passed, failed, ignored = int(summary[1]), int(summary[3]), int(summary[4] or 0)
+    assert failed == 0
+    assert ignored == 0, "the Postgres tests must run here, not be skipped"
+    assert passed >= 50, output[-3000:]
+    assert "postgres: rows land in public.replies" in output
+
+
+def test_crc_known_answer_matches_python() -> None:
+    """The known CRC answer pinned in index_test.ts, computed independently here."""
+    secret = b"z3ZX4v7mAAUGykl3EcmkqbartmuW8VFOOzCloLx9Q45P0hLrFu"
+    token = b"9b4507b3-9040-4669-9ca3-6b94edb50553"
+    answer = base64.b64encode(hmac.new(secret, token, hashlib.sha256).digest()).decode()
+    source = (FUNCTIONS / "x-webhook" / "index_test.ts").read_text()
+    assert f"sha256={answer}" in source
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served_function(dsn: str) -> Iterator[str]:
+    """`deno run supabase/functions/x-webhook/index.ts` on a free loopback port."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            *DENO,
+            "run",
+            "--config",
+            str(FUNCTIONS / "deno.json"),
+            "--allow-env",
+            "--allow-net=127.0.0.1",
+            str(FUNCTIONS / "x-webhook" / "index.ts"),
+        ],
+        cwd=ROOT,
+        env=_deno_env(PORT=str(port), X_API_SECRET=SECRET, SUPABASE_DB_URL=dsn),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"x-webhook exited: {proc.stdout.read() if proc.stdout else ''}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for_sync(listening, timeout=120, interval=0.05, message="x-webhook to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        assert SECRET not in (out or ""), "the consumer secret was logged"
+
+
+def _request(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, object]]:
+    if body is None:
+        resp = httpx.get(url, timeout=10)
+    else:
+        resp = httpx.post(url, content=body, headers=headers or {}, timeout=10)
+    return resp.status_code, resp.json()
+
+
+def test_served_function_turns_a_signed_delivery_into_a_reply_and_a_like_job(
+    served_function: str, dsn: str
+) -> None:
+    vectors = json.loads(VECTORS.read_text())
+    bot = vectors["bot"]["user_id"]
+    mention = next(v for v in vectors["vectors"] if v["name"] == "plain_mention")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("update public.x_account set user_id = %s where id = 1", (bot,))
+
+        status, crc = _request(f"{served_function}/?crc_token=abc123")
+        assert status == 200
+        assert crc == {"response_token": _sign(SECRET, b"abc123")}
+
+        body = json.dumps({"for_user_id": bot, "tweet_create_events": [mention["v1"]]}).encode()
+        status, _ = _request(
+            served_function, body, {"x-twitter-webhooks-signature": _sign("wrong", body)}
+        )
+        assert status == 403
+        assert conn.execute("select count(*) from public.replies").fetchone() == (0,)
+
+        started = time.perf_counter()
+        status, result = _request(
+            served_function,
+            body,
+            {
+                "x-twitter-webhooks-signature": _sign(SECRET, body),
+                "content-type": "application/json",
+            },
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        assert (status, result) == (200, {"ok": True, "inserted": 1, "duplicates": 0, "skipped": 0})
+
+        row = conn.execute(
+            "select reply_id, original_tweet_id, author_id, author_username, content, created_at,"
+            " conversation_id, source from public.replies"
+        ).fetchone()
+        expected = mention["expected"]
+        assert row is not None
+        assert row[:5] == (
+            expected["reply_id"],
+            expected["original_tweet_id"],
+            expected["author_id"],
+            expected["author_username"],
+            expected["content"],
+        )
+        assert row[5].isoformat().replace("+00:00", ".000Z") == expected["created_at"]
+        assert row[6:] == (expected["conversation_id"], "webhook")
+        job = conn.execute(
+            "select kind, status from public.jobs where dedupe_key = %s",
+            (f"like_reply:{expected['reply_id']}",),
+        ).fetchone()
+        assert job == ("like_reply", "queued")
+        assert conn.execute(
+            "select webhook_last_event_at is not null from public.x_account"
+        ).fetchone() == (True,)
+
+        status, again = _request(
+            served_function, body, {"x-twitter-webhooks-signature": _sign(SECRET, body)}
+        )
+        assert (status, again["inserted"], again["duplicates"]) == (200, 0, 1)
+        assert conn.execute("select count(*) from public.replies").fetchone() == (1,)
+        print(f"signed delivery → replies row + like job in {elapsed_ms:.1f} ms")
+        assert elapsed_ms < 2000
