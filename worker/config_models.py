@@ -60,8 +60,8 @@ class Schedule(_Config):
 class Generation(_Config):
     """How tweets are written: models, checks and the approval gate."""
 
-    text_model: str = "gpt-4.1-mini"
-    image_model: str = "gpt-image-1"
+    text_model: str = "gpt-5.4-mini"
+    image_model: str = "gpt-image-1.5"
     moderation_model: str = "omni-moderation-latest"
     image: bool = False
     image_size: Literal["1024x1024", "1536x1024", "1024x1536", "auto"] = "1024x1024"

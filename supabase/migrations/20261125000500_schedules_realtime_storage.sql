@@ -20,8 +20,8 @@ insert into public.configs (key, value) values
      "job_retention_days": 7
    }'::jsonb),
   ('generation', '{
-     "text_model": "gpt-4.1-mini",
-     "image_model": "gpt-image-1",
+     "text_model": "gpt-5.4-mini",
+     "image_model": "gpt-image-1.5",
      "moderation_model": "omni-moderation-latest",
      "image": false,
      "image_size": "1024x1024",
@@ -167,8 +167,8 @@ begin
     from pg_catalog.pg_proc p
     where p.pronamespace = 'public'::regnamespace
       and p.proname in (
-        'enqueue_job', 'claim_jobs', 'heartbeat_jobs', 'complete_job', 'fail_job', 'snooze_job',
-        'release_jobs', 'reap_expired_leases', 'cancel_job', 'retry_job', 'prune_finished_jobs',
+        'enqueue_job', 'claim_jobs', 'heartbeat_jobs', 'complete_job', 'complete_jobs', 'fail_job',
+        'snooze_job', 'release_jobs', 'reap_expired_leases', 'cancel_job', 'retry_job', 'prune_finished_jobs',
         'retry_delay', 'jobs_check_kind', 'jobs_alert_on_dead', 'raise_alert', 'resolve_alert',
         'config_check_type', 'config_check_number', 'config_check_cron', 'validate_config',
         'configs_validate', 'config_value', 'quota_caps', 'current_month', 'consume_quota',
