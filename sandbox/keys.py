@@ -13,7 +13,7 @@ import hmac
 import json
 import time
 
-SANDBOX_JWT_SECRET = "chirpbase-sandbox-jwt-secret-not-for-production"  # noqa: S105
+SANDBOX_JWT_SECRET = "chirpbase-sandbox-jwt-secret-not-for-production"
 
 
 class InvalidKey(Exception):
@@ -43,7 +43,7 @@ def make_key(role: str, secret: str = SANDBOX_JWT_SECRET, ttl_s: int = 10 * 365 
 
 
 def verify_key(token: str, secret: str = SANDBOX_JWT_SECRET) -> dict[str, object]:
-    """Return the claims of a valid key; raise InvalidKey otherwise (bad shape, signature, expiry)."""
+    """The claims of a valid key; InvalidKey otherwise (bad shape, signature, expiry)."""
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidKey("malformed JWT")

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.stack import CREDENTIALS
 from worker.settings import Settings
 
-FAKE_SECRETS = {
-    "x_api_key": "sandbox-consumer-key-9f3a",
-    "x_api_secret": "sandbox-consumer-secret-5be1c0",
-    "x_access_token": "1000-sandbox-access-token-77d2",
-    "x_access_token_secret": "sandbox-access-secret-a41f9e",
-    "x_bearer_token": "sandbox-bearer-token-c03e1d",
-    "openai_api_key": "sk-sandbox-openai-key-3b8e2f",
-}
+FAKE_SECRETS = CREDENTIALS
 
 
 def make_settings(dsn: str, **overrides: Any) -> Settings:

@@ -24,6 +24,9 @@ begin
   s := regexp_replace(s, E'\u200D[^\\s]', '', 'g');
   s := regexp_replace(s, E'[\uFE0E\uFE0F\u20E3\U0001F3FB-\U0001F3FF]', '', 'g');
   s := regexp_replace(s, E'([\U0001F1E6-\U0001F1FF])[\U0001F1E6-\U0001F1FF]', '\1', 'g');
+  if s = '' then
+    return 0;  -- regexp_split_to_array('', '') is {""}, which would count 1
+  end if;
   foreach ch in array regexp_split_to_array(s, '')
   loop
     cp := ascii(ch);
@@ -48,8 +51,9 @@ as $$
 declare
   len integer;
 begin
-  new.content := nullif(btrim(new.content), '');
-  new.topic := nullif(btrim(new.topic), '');
+  -- Trim every kind of surrounding whitespace (newlines and tabs too, not only spaces).
+  new.content := nullif(regexp_replace(new.content, '^\s+|\s+$', '', 'g'), '');
+  new.topic := nullif(regexp_replace(new.topic, '^\s+|\s+$', '', 'g'), '');
   if new.content is null and new.topic is null then
     raise exception 'scheduled_tweets: give either content (exact text to post) or topic (to generate), not neither'
       using errcode = '23514';
@@ -191,7 +195,10 @@ begin
   if coalesce((engagement ->> 'auto_like')::boolean, true)
      and not new.liked
      and new.author_id is distinct from bot_id
-     and not coalesce(engagement -> 'skip_authors', '[]'::jsonb) ? new.author_id then
+     and not coalesce(engagement -> 'skip_authors', '[]'::jsonb) ? new.author_id
+     -- Plain mentions are liked only when like_mentions is on; replies to our tweets always.
+     and (coalesce((engagement ->> 'like_mentions')::boolean, true)
+          or exists (select 1 from public.tweets t where t.tweet_id = new.original_tweet_id)) then
     perform public.enqueue_job('like_reply', jsonb_build_object('reply_id', new.reply_id),
                                now(), 10, 'like_reply:' || new.reply_id, null);
   end if;

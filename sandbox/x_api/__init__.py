@@ -1,0 +1,52 @@
+"""Protocol-faithful stand-in for the X API v2 endpoints chirpbase uses.
+
+``create_app(state)`` gives the aiohttp application, :class:`XState` the world tests drive
+(users, mentions, metrics, rate limits, usage caps, injected faults), and
+``python -m sandbox.x_api --port N`` runs it alone (controlled through ``/_sandbox/...``).
+"""
+
+from sandbox.x_api.app import create_app
+from sandbox.x_api.state import (
+    CREATE_TWEET,
+    DELETE_TWEET,
+    ENDPOINTS,
+    LIKE,
+    LOOKUP,
+    ME,
+    MEDIA_METADATA,
+    MEDIA_UPLOAD,
+    MENTIONS,
+    USAGE,
+    USER_TWEETS,
+    LikeRecord,
+    Media,
+    RateLimitRule,
+    RateWindow,
+    RequestRecord,
+    Tweet,
+    User,
+    XState,
+)
+
+__all__ = [
+    "CREATE_TWEET",
+    "DELETE_TWEET",
+    "ENDPOINTS",
+    "LIKE",
+    "LOOKUP",
+    "ME",
+    "MEDIA_METADATA",
+    "MEDIA_UPLOAD",
+    "MENTIONS",
+    "USAGE",
+    "USER_TWEETS",
+    "LikeRecord",
+    "Media",
+    "RateLimitRule",
+    "RateWindow",
+    "RequestRecord",
+    "Tweet",
+    "User",
+    "XState",
+    "create_app",
+]

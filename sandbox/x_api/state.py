@@ -1,0 +1,696 @@
+"""In-memory state of the X API stand-in, driven by tests in-process (or via /_sandbox/...)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+# Endpoint keys: "METHOD path-template", as in X's rate-limit documentation.
+ME = "GET /2/users/me"
+CREATE_TWEET = "POST /2/tweets"
+DELETE_TWEET = "DELETE /2/tweets/:id"
+LIKE = "POST /2/users/:id/likes"
+MENTIONS = "GET /2/users/:id/mentions"
+USER_TWEETS = "GET /2/users/:id/tweets"
+LOOKUP = "GET /2/tweets"
+MEDIA_UPLOAD = "POST /2/media/upload"
+MEDIA_METADATA = "POST /2/media/metadata"
+USAGE = "GET /2/usage/tweets"
+ENDPOINTS = (
+    ME,
+    CREATE_TWEET,
+    DELETE_TWEET,
+    LIKE,
+    MENTIONS,
+    USER_TWEETS,
+    LOOKUP,
+    MEDIA_UPLOAD,
+    MEDIA_METADATA,
+    USAGE,
+)
+
+PUBLIC_METRICS = (
+    "retweet_count",
+    "reply_count",
+    "like_count",
+    "quote_count",
+    "bookmark_count",
+    "impression_count",
+)
+PRIVATE_METRICS = ("url_link_clicks", "user_profile_clicks", "engagements")
+
+
+@dataclass(frozen=True)
+class RateLimitRule:
+    """``limit`` requests per ``window_secs`` (X uses 15-minute or 24-hour windows)."""
+
+    limit: int
+    window_secs: float = 900.0
+
+
+# Defaults in the spirit of X's published per-user limits (15-minute windows); tests and the
+# demo override them. They are deliberately generous so that a demo never trips them.
+DEFAULT_RATE_LIMITS: dict[str, RateLimitRule] = {
+    ME: RateLimitRule(75),
+    CREATE_TWEET: RateLimitRule(100),
+    DELETE_TWEET: RateLimitRule(50),
+    LIKE: RateLimitRule(50),
+    MENTIONS: RateLimitRule(180),
+    USER_TWEETS: RateLimitRule(900),
+    LOOKUP: RateLimitRule(900),
+    MEDIA_UPLOAD: RateLimitRule(500),
+    MEDIA_METADATA: RateLimitRule(500),
+    USAGE: RateLimitRule(50),
+}
+
+
+@dataclass
+class RateWindow:
+    limit: int
+    window_secs: float
+    remaining: int
+    reset_at: float  # epoch seconds
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    name: str
+    created_at: datetime
+
+    def to_json(self, fields: set[str] | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "username": self.username}
+        if fields and "created_at" in fields:
+            data["created_at"] = _iso(self.created_at)
+        return data
+
+
+@dataclass
+class Tweet:
+    id: str
+    text: str
+    author_id: str
+    created_at: datetime
+    conversation_id: str
+    in_reply_to_user_id: str | None = None
+    referenced_tweets: list[dict[str, str]] = field(default_factory=list)
+    media_keys: list[str] = field(default_factory=list)
+    mentioned_user_ids: list[str] = field(default_factory=list)
+    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PUBLIC_METRICS, 0))
+    private_metrics: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(PRIVATE_METRICS, 0)
+    )
+    deleted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the stand-in knows (for /_sandbox views and tests)."""
+        return {
+            "id": self.id,
+            "text": self.text,
+            "author_id": self.author_id,
+            "created_at": _iso(self.created_at),
+            "conversation_id": self.conversation_id,
+            "in_reply_to_user_id": self.in_reply_to_user_id,
+            "referenced_tweets": list(self.referenced_tweets),
+            "media_keys": list(self.media_keys),
+            "public_metrics": dict(self.metrics),
+            "private_metrics": dict(self.private_metrics),
+            "deleted": self.deleted,
+        }
+
+
+@dataclass
+class Media:
+    id: str
+    media_key: str
+    owner_id: str
+    size: int
+    mime_type: str
+    media_category: str
+    created_at: float
+    expires_at: float
+    alt_text: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class LikeRecord:
+    user_id: str
+    tweet_id: str
+    at: float
+    newly_liked: bool
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    endpoint: str
+    path: str
+    status: int
+    auth: str  # "user", "app" or "none"
+    at: float
+
+
+DropMode = Literal["reset", "hang"]
+
+
+@dataclass
+class _Faults:
+    latency: dict[str, float] = field(default_factory=dict)
+    fail: dict[str, list[int]] = field(default_factory=dict)
+    hang: dict[str, list[float]] = field(default_factory=dict)
+    no_reset_429: dict[str, int] = field(default_factory=dict)
+    drop_after_create: list[DropMode] = field(default_factory=list)
+
+
+_MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+class XState:
+    """The stand-in's world: one authenticated account, other users, tweets, media, likes,
+    counters, rate-limit windows, usage caps and injected faults.
+
+    Safe to drive from tests in the server's event loop or from other threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer_key: str = "sandbox-consumer-key",
+        consumer_secret: str = "sandbox-consumer-secret",  # noqa: S107 - fake sandbox value
+        access_token: str | None = None,
+        access_token_secret: str = "sandbox-access-token-secret",  # noqa: S107
+        bearer_token: str = "sandbox-bearer-token",  # noqa: S107
+        user_id: str = "1700000000000000001",
+        username: str = "chirpbase_bot",
+        name: str = "Chirpbase Bot",
+        public_base_url: str = "https://api.twitter.com",
+        timestamp_window_secs: float = 300.0,
+        media_expires_after_secs: int = 86400,
+        rate_limits: Mapping[str, RateLimitRule] | None = None,
+        monthly_post_cap: int | None = None,
+        monthly_read_cap: int | None = None,
+        project_id: str = "1700000000000000999",
+        cap_reset_day: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        # X's access tokens start with the user id (tweepy relies on it for likes).
+        self.access_token = access_token or f"{user_id}-{secrets.token_hex(12)}"
+        self.access_token_secret = access_token_secret
+        self.bearer_token = bearer_token
+        self.public_base_url = public_base_url.rstrip("/")
+        self.timestamp_window_secs = timestamp_window_secs
+        self.media_expires_after_secs = media_expires_after_secs
+        self.project_id = project_id
+        self.cap_reset_day = cap_reset_day
+        self.monthly_post_cap = monthly_post_cap
+        self.monthly_read_cap = monthly_read_cap
+        self._clock = clock
+        self._offset = 0.0
+        self._next_id = 1_800_000_000_000_000_000
+        self.users: dict[str, User] = {}
+        self.tweets: dict[str, Tweet] = {}
+        self.media: dict[str, Media] = {}
+        self.likes: list[LikeRecord] = []
+        self.liked: dict[str, set[str]] = {}
+        self.requests: list[RequestRecord] = []
+        self.posts_created = 0
+        self.posts_read = 0
+        self.daily_reads: Counter[str] = Counter()
+        self.rate_rules: dict[str, RateLimitRule] = dict(DEFAULT_RATE_LIMITS)
+        if rate_limits:
+            self.rate_rules.update(rate_limits)
+        self._windows: dict[str, RateWindow] = {}
+        self._faults = _Faults()
+        self._nonces: dict[str, float] = {}
+        self._release: asyncio.Event | None = None
+        self._release_loop: asyncio.AbstractEventLoop | None = None
+        self.me = self.add_user(username, name=name, user_id=user_id)
+
+    # --- time and ids ------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The stand-in's clock (epoch seconds): real time plus :meth:`advance_time`."""
+        return self._clock() + self._offset
+
+    def advance_time(self, seconds: float) -> None:
+        """Move the stand-in's clock forward (media expiry, rate windows, created_at).
+
+        OAuth timestamps are still checked against real time.
+        """
+        with self._lock:
+            self._offset += seconds
+
+    def real_now(self) -> float:
+        return self._clock()
+
+    def _new_id(self) -> str:
+        with self._lock:
+            self._next_id += 1 + secrets.randbelow(1000)
+            return str(self._next_id)
+
+    def _now_datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+    # --- credentials ---------------------------------------------------------------------------
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The settings a client needs (names as in chirpbase's environment)."""
+        return {
+            "X_API_KEY": self.consumer_key,
+            "X_API_SECRET": self.consumer_secret,
+            "X_ACCESS_TOKEN": self.access_token,
+            "X_ACCESS_TOKEN_SECRET": self.access_token_secret,
+            "X_BEARER_TOKEN": self.bearer_token,
+        }
+
+    def use_nonce(self, nonce: str, timestamp: float) -> bool:
+        """Remember ``nonce``; False if it was already used inside the timestamp window."""
+        with self._lock:
+            horizon = self.real_now() - 2 * self.timestamp_window_secs
+            if len(self._nonces) > 10_000:
+                self._nonces = {k: v for k, v in self._nonces.items() if v >= horizon}
+            if nonce in self._nonces:
+                return False
+            self._nonces[nonce] = timestamp
+            return True
+
+    # --- users, tweets, mentions ------------------------------------------------------------
+
+    def add_user(
+        self, username: str, *, name: str | None = None, user_id: str | None = None
+    ) -> User:
+        with self._lock:
+            for user in self.users.values():
+                if user.username.lower() == username.lower():
+                    raise ValueError(f"username @{username} is taken")
+            user = User(
+                id=user_id or self._new_id(),
+                username=username,
+                name=name or username,
+                created_at=self._now_datetime(),
+            )
+            self.users[user.id] = user
+            return user
+
+    def find_user(self, ref: str) -> User | None:
+        """A user by id or by username (with or without @)."""
+        with self._lock:
+            if ref in self.users:
+                return self.users[ref]
+            wanted = ref.lstrip("@").lower()
+            for user in self.users.values():
+                if user.username.lower() == wanted:
+                    return user
+            return None
+
+    def _mentioned(self, text: str) -> list[str]:
+        found: list[str] = []
+        for username in _MENTION.findall(text):
+            user = self.find_user(username)
+            if user and user.id not in found:
+                found.append(user.id)
+        return found
+
+    def create_tweet(
+        self,
+        author_id: str,
+        text: str,
+        *,
+        in_reply_to: str | None = None,
+        media_keys: list[str] | None = None,
+        created_at: datetime | None = None,
+    ) -> Tweet:
+        """Store a tweet as X would (no validation: the HTTP handler validates)."""
+        with self._lock:
+            tweet_id = self._new_id()
+            parent = self.tweets.get(in_reply_to) if in_reply_to else None
+            tweet = Tweet(
+                id=tweet_id,
+                text=text,
+                author_id=author_id,
+                created_at=created_at or self._now_datetime(),
+                conversation_id=parent.conversation_id if parent else tweet_id,
+                in_reply_to_user_id=parent.author_id if parent else None,
+                referenced_tweets=[{"type": "replied_to", "id": parent.id}] if parent else [],
+                media_keys=list(media_keys or []),
+                mentioned_user_ids=self._mentioned(text),
+            )
+            if parent:
+                parent.metrics["reply_count"] += 1
+            self.tweets[tweet_id] = tweet
+            return tweet
+
+    def add_mention(
+        self,
+        author: str,
+        text: str | None = None,
+        *,
+        in_reply_to: str | None = None,
+        created_at: datetime | None = None,
+    ) -> Tweet:
+        """A tweet by ``author`` (id or username) that mentions our account.
+
+        With ``in_reply_to`` (one of our tweets' id) it is a reply in that conversation,
+        starting with "@<our username>" as X writes replies; otherwise a plain mention.
+        """
+        with self._lock:
+            user = self.find_user(author)
+            if user is None:
+                raise KeyError(f"unknown user {author!r}; add_user() first")
+            handle = f"@{self.me.username}"
+            if in_reply_to is not None and in_reply_to not in self.tweets:
+                raise KeyError(f"unknown tweet {in_reply_to!r}")
+            body = text if text is not None else "nice one!"
+            if handle.lower() not in body.lower():
+                body = f"{handle} {body}"
+            return self.create_tweet(user.id, body, in_reply_to=in_reply_to, created_at=created_at)
+
+    def add_reply(self, author: str, to_tweet_id: str, text: str | None = None) -> Tweet:
+        """A reply from ``author`` to one of our tweets (shortcut for :meth:`add_mention`)."""
+        return self.add_mention(author, text, in_reply_to=to_tweet_id)
+
+    def advance_metrics(self, tweet_id: str, **deltas: int) -> dict[str, int]:
+        """Add to a tweet's counters (``like_count=3, impression_count=100, ...``)."""
+        with self._lock:
+            tweet = self.tweets[tweet_id]
+            for name, delta in deltas.items():
+                if name in tweet.metrics:
+                    tweet.metrics[name] += delta
+                elif name in tweet.private_metrics:
+                    tweet.private_metrics[name] += delta
+                else:
+                    raise KeyError(f"unknown metric {name!r}")
+            return {**tweet.metrics, **tweet.private_metrics}
+
+    def get_tweet(self, tweet_id: str) -> Tweet | None:
+        with self._lock:
+            return self.tweets.get(tweet_id)
+
+    def posted_tweets(self, *, include_deleted: bool = False) -> list[Tweet]:
+        """Tweets created by our account, oldest first."""
+        with self._lock:
+            return [
+                tweet
+                for tweet in sorted(self.tweets.values(), key=lambda t: int(t.id))
+                if tweet.author_id == self.me.id and (include_deleted or not tweet.deleted)
+            ]
+
+    def like(self, user_id: str, tweet_id: str) -> bool:
+        """Record a like request; True if it was new (X answers liked=true either way)."""
+        with self._lock:
+            liked = self.liked.setdefault(user_id, set())
+            newly = tweet_id not in liked
+            if newly:
+                liked.add(tweet_id)
+                self.tweets[tweet_id].metrics["like_count"] += 1
+            self.likes.append(LikeRecord(user_id, tweet_id, self.now(), newly))
+            return newly
+
+    def like_requests(self, tweet_id: str | None = None) -> list[LikeRecord]:
+        with self._lock:
+            return [like for like in self.likes if tweet_id is None or like.tweet_id == tweet_id]
+
+    # --- media ----------------------------------------------------------------------------------
+
+    def add_media(
+        self,
+        owner_id: str,
+        *,
+        size: int,
+        mime_type: str,
+        media_category: str,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> Media:
+        with self._lock:
+            media_id = self._new_id()
+            now = self.now()
+            media = Media(
+                id=media_id,
+                media_key=f"3_{media_id}",
+                owner_id=owner_id,
+                size=size,
+                mime_type=mime_type,
+                media_category=media_category,
+                created_at=now,
+                expires_at=now + self.media_expires_after_secs,
+                width=width,
+                height=height,
+            )
+            self.media[media_id] = media
+            return media
+
+    # --- request log -----------------------------------------------------------------------
+
+    def record_request(self, record: RequestRecord) -> None:
+        with self._lock:
+            self.requests.append(record)
+
+    def request_count(self, endpoint: str | None = None, *, status: int | None = None) -> int:
+        """Requests received (every one, rejected or not) for ``endpoint`` or in total."""
+        with self._lock:
+            return sum(
+                1
+                for record in self.requests
+                if (endpoint is None or record.endpoint == endpoint)
+                and (status is None or record.status == status)
+            )
+
+    def request_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(Counter(record.endpoint for record in self.requests))
+
+    # --- usage ----------------------------------------------------------------------------------
+
+    def set_usage_cap(
+        self,
+        *,
+        posts: int | Literal["keep"] | None = "keep",
+        reads: int | Literal["keep"] | None = "keep",
+    ) -> None:
+        """Monthly project caps (None = unlimited). Reaching one gives the usage-capped 429."""
+        with self._lock:
+            if posts != "keep":
+                self.monthly_post_cap = posts
+            if reads != "keep":
+                self.monthly_read_cap = reads
+
+    def count_reads(self, n: int) -> None:
+        with self._lock:
+            self.posts_read += n
+            self.daily_reads[self._now_datetime().strftime("%Y-%m-%d")] += n
+
+    def count_post(self) -> None:
+        with self._lock:
+            self.posts_created += 1
+
+    def posts_capped(self) -> bool:
+        with self._lock:
+            return self.monthly_post_cap is not None and self.posts_created >= self.monthly_post_cap
+
+    def reads_capped(self) -> bool:
+        with self._lock:
+            return self.monthly_read_cap is not None and self.posts_read >= self.monthly_read_cap
+
+    # --- rate limits ----------------------------------------------------------------------------
+
+    def set_rate_limit(
+        self,
+        endpoint: str,
+        *,
+        limit: int | None = None,
+        window_secs: float | None = None,
+        remaining: int | None = None,
+        reset_in: float | None = None,
+    ) -> RateWindow:
+        """Change an endpoint's rule and/or its current window (e.g. remaining=0)."""
+        with self._lock:
+            rule = self.rate_rules.get(endpoint, RateLimitRule(900))
+            rule = RateLimitRule(
+                limit if limit is not None else rule.limit,
+                window_secs if window_secs is not None else rule.window_secs,
+            )
+            self.rate_rules[endpoint] = rule
+            window = self._window(endpoint)
+            window.limit = rule.limit
+            window.window_secs = rule.window_secs
+            if limit is not None or window_secs is not None:
+                window.remaining = rule.limit
+                window.reset_at = self.now() + rule.window_secs
+            if remaining is not None:
+                window.remaining = remaining
+            if reset_in is not None:
+                window.reset_at = self.now() + reset_in
+            return RateWindow(window.limit, window.window_secs, window.remaining, window.reset_at)
+
+    def exhaust_rate_limit(self, endpoint: str, *, reset_in: float = 60.0) -> RateWindow:
+        """Force remaining=0 until ``reset_in`` seconds from now."""
+        return self.set_rate_limit(endpoint, remaining=0, reset_in=reset_in)
+
+    def _window(self, endpoint: str) -> RateWindow:
+        rule = self.rate_rules.get(endpoint)
+        if rule is None:
+            rule = RateLimitRule(900)
+            self.rate_rules[endpoint] = rule
+        window = self._windows.get(endpoint)
+        now = self.now()
+        if window is None or now >= window.reset_at:
+            window = RateWindow(rule.limit, rule.window_secs, rule.limit, now + rule.window_secs)
+            self._windows[endpoint] = window
+        return window
+
+    def take_rate_limit(self, endpoint: str) -> tuple[bool, RateWindow]:
+        """Count one request; (allowed, window after the request)."""
+        with self._lock:
+            window = self._window(endpoint)
+            if window.remaining <= 0:
+                return False, RateWindow(**vars(window))
+            window.remaining -= 1
+            return True, RateWindow(**vars(window))
+
+    def peek_rate_limit(self, endpoint: str) -> RateWindow:
+        with self._lock:
+            return RateWindow(**vars(self._window(endpoint)))
+
+    # --- faults ---------------------------------------------------------------------------------
+
+    def inject_latency(self, endpoint: str, seconds: float) -> None:
+        """Delay every response of ``endpoint`` (0 to stop)."""
+        with self._lock:
+            self._faults.latency[endpoint] = seconds
+
+    def fail_next(self, endpoint: str, n: int = 1, *, status: int = 503) -> None:
+        """The next ``n`` requests to ``endpoint`` get a 5xx (500 or 503) before any work."""
+        with self._lock:
+            self._faults.fail.setdefault(endpoint, []).extend([status] * n)
+
+    def hang_next(self, endpoint: str, n: int = 1, *, seconds: float = 60.0) -> None:
+        """The next ``n`` requests to ``endpoint`` hang (before any work) for ``seconds`` or
+        until :meth:`release_hangs`: longer than the client's timeout."""
+        with self._lock:
+            self._faults.hang.setdefault(endpoint, []).extend([seconds] * n)
+
+    def rate_limit_without_reset_next(self, endpoint: str, n: int = 1) -> None:
+        """The next ``n`` requests get a 429 that carries no x-rate-limit-* headers."""
+        with self._lock:
+            self._faults.no_reset_429[endpoint] = self._faults.no_reset_429.get(endpoint, 0) + n
+
+    def drop_after_create_next(self, n: int = 1, *, mode: DropMode = "reset") -> None:
+        """The next ``n`` POST /2/tweets create the tweet, then the client gets no answer:
+        the connection is closed ("reset") or left hanging ("hang") past its timeout."""
+        with self._lock:
+            self._faults.drop_after_create.extend([mode] * n)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults = _Faults()
+
+    def take_latency(self, endpoint: str) -> float:
+        with self._lock:
+            return self._faults.latency.get(endpoint, 0.0)
+
+    def take_failure(self, endpoint: str) -> int | None:
+        with self._lock:
+            queue = self._faults.fail.get(endpoint)
+            return queue.pop(0) if queue else None
+
+    def take_hang(self, endpoint: str) -> float | None:
+        with self._lock:
+            queue = self._faults.hang.get(endpoint)
+            return queue.pop(0) if queue else None
+
+    def take_no_reset_429(self, endpoint: str) -> bool:
+        with self._lock:
+            left = self._faults.no_reset_429.get(endpoint, 0)
+            if left <= 0:
+                return False
+            self._faults.no_reset_429[endpoint] = left - 1
+            return True
+
+    def take_drop_after_create(self) -> DropMode | None:
+        with self._lock:
+            queue = self._faults.drop_after_create
+            return queue.pop(0) if queue else None
+
+    async def wait_hang(self, seconds: float) -> None:
+        """Sleep ``seconds`` or until :meth:`release_hangs` (call from the server loop)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._release is None or self._release_loop is not loop:
+                self._release = asyncio.Event()
+                self._release_loop = loop
+            event = self._release
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=seconds)
+
+    def release_hangs(self) -> None:
+        """Wake every hanging request now (before stopping the server, for instance)."""
+        with self._lock:
+            event, loop = self._release, self._release_loop
+            self._release = None
+        if event is None or loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            loop.call_soon_threadsafe(event.set)
+
+    # --- views -----------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able summary for /_sandbox/state."""
+        with self._lock:
+            return {
+                "me": self.me.to_json(),
+                "users": [user.to_json() for user in self.users.values()],
+                "tweets": [tweet.to_json() for tweet in self.tweets.values()],
+                "media": [
+                    {
+                        "id": m.id,
+                        "media_key": m.media_key,
+                        "size": m.size,
+                        "mime_type": m.mime_type,
+                        "alt_text": m.alt_text,
+                        "expires_at": m.expires_at,
+                    }
+                    for m in self.media.values()
+                ],
+                "likes": [vars(like) for like in self.likes],
+                "request_counts": self.request_counts(),
+                "usage": {
+                    "posts_created": self.posts_created,
+                    "posts_read": self.posts_read,
+                    "monthly_post_cap": self.monthly_post_cap,
+                    "monthly_read_cap": self.monthly_read_cap,
+                },
+                "rate_limits": {
+                    endpoint: vars(window) for endpoint, window in self._windows.items()
+                },
+                "now": self.now(),
+            }

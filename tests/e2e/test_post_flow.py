@@ -1,0 +1,45 @@
+"""A scheduled row becomes exactly one tweet on the X stand-in, with rows written back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import psycopg
+
+from sandbox.stack import SandboxStack
+from tests.waiting import wait_for
+from worker.runtime.worker import Worker
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(worker.ready.wait(), 10)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_scheduled_text_is_posted_once(
+    stack: SandboxStack, conn: psycopg.Connection, dsn: str
+) -> None:
+    row_id = conn.execute(
+        "insert into public.scheduled_tweets (content) values ('Hello from the sandbox 👋') returning id"
+    ).fetchone()[0]
+    async with running(Worker(stack.settings(dsn))):
+        status = await wait_for(
+            lambda: conn.execute(
+                "select status from public.scheduled_tweets where id = %s and status = 'posted'",
+                (row_id,),
+            ).fetchone(),
+            timeout=15,
+        )
+    assert status == ("posted",)
+    posted = stack.x.posted_tweets()
+    assert [t.text for t in posted] == ["Hello from the sandbox 👋"]
+    tweet_id, content = conn.execute("select tweet_id, content from public.tweets").fetchone()
+    assert tweet_id == posted[0].id and content == posted[0].text

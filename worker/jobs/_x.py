@@ -1,0 +1,96 @@
+"""What the X handlers share: the bot's identity, quota reservations and usage accounting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from worker.jobs.context import JobContext
+from worker.jobs.registry import Snooze
+
+# Re-check a capped quota this often: an operator may raise the cap mid-month.
+CAP_RECHECK = timedelta(minutes=10)
+
+
+def next_month_start(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+async def bot_user_id(ctx: JobContext) -> str:
+    """The account's X user id: stored in x_account, fetched once from /2/users/me."""
+    row = await ctx.services.db.fetchrow("get_account")
+    if row and row["user_id"]:
+        return str(row["user_id"])
+    me = await ctx.services.x.me()
+    await ctx.services.db.execute(
+        "set_account_identity", {"user_id": me.id, "username": me.username}
+    )
+    return str(me.id)
+
+
+async def reserve_quota(ctx: JobContext, resource: str, amount: int) -> None:
+    """Take `amount` from the monthly quota or snooze: capped work waits, it is never dropped."""
+    if amount <= 0:
+        return
+    ok = await ctx.services.db.fetchval("consume_quota", {"resource": resource, "amount": amount})
+    if not ok:
+        until = min(next_month_start(), datetime.now(UTC) + CAP_RECHECK)
+        raise Snooze(
+            until, f"monthly {resource} quota reached; waiting for next month or a higher cap"
+        )
+
+
+async def refund_quota(ctx: JobContext, resource: str, amount: int) -> None:
+    if amount > 0:
+        await ctx.services.db.execute("refund_quota", {"resource": resource, "amount": amount})
+
+
+async def record_usage(
+    ctx: JobContext, endpoint: str, *, posts: int = 0, reads: int = 0, calls: int = 1
+) -> None:
+    """Per-endpoint counters and the last rate-limit headers X sent for that endpoint."""
+    rl = ctx.services.x.rate_limit(endpoint)
+    quotas = ctx.services.config.quotas
+    cost = posts * quotas.cost_per_post_usd + reads * quotas.cost_per_read_usd
+    await ctx.services.db.execute(
+        "record_api_usage",
+        {
+            "endpoint": endpoint,
+            "calls": calls,
+            "posts": posts,
+            "reads": reads,
+            "rate_limit_limit": rl.limit if rl else None,
+            "rate_limit_remaining": rl.remaining if rl else None,
+            "rate_limit_reset": rl.reset_at if rl else None,
+            "openai_input_tokens": 0,
+            "openai_output_tokens": 0,
+            "images": 0,
+            "estimated_cost_usd": cost,
+        },
+    )
+
+
+async def alert(
+    ctx: JobContext, level: str, kind: str, key: str, message: str, **details: Any
+) -> None:
+    await ctx.services.db.execute(
+        "raise_alert",
+        {
+            "level": level,
+            "kind": kind,
+            "dedupe_key": key,
+            "message": message,
+            "details": Jsonb(details),
+        },
+    )
+
+
+def rate_limit_snooze(endpoint: str, reset_at: datetime | None) -> Snooze:
+    """Wait for X's reset time (or a minute when X did not say), without spending an attempt."""
+    now = datetime.now(UTC)
+    until = reset_at + timedelta(seconds=1) if reset_at else now + timedelta(minutes=1)
+    return Snooze(max(until, now), f"rate limited on {endpoint} until {until.isoformat()}")

@@ -1,0 +1,83 @@
+"""`like_reply`: like a reply or mention of the account (idempotent: X and the row both are)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.clients.x import (
+    XAuthError,
+    XBadRequest,
+    XNetworkError,
+    XRateLimited,
+    XServerError,
+    XTimeout,
+    XUsageCapped,
+)
+from worker.jobs._x import alert, bot_user_id, rate_limit_snooze, record_usage
+from worker.jobs.context import JobContext
+from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
+
+
+class LikeReplyPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reply_id: str = Field(pattern=r"^\d{1,25}$")
+
+
+def _tomorrow() -> datetime:
+    now = datetime.now(UTC)
+    return (now + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
+
+
+@job_kind("like_reply", LikeReplyPayload, concurrency=8, lease=timedelta(seconds=30))
+async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, Any] | None:
+    db = ctx.services.db
+    reply = await db.fetchrow("get_reply", {"reply_id": payload.reply_id})
+    if reply is None:
+        raise GiveUp(f"reply {payload.reply_id} is not in the replies table")
+    if reply["liked"]:
+        return {"already_liked": True}
+
+    engagement = ctx.services.config.engagement
+    if not engagement.auto_like:
+        return {"skipped": "auto_like is off"}
+    if reply["author_id"] in engagement.skip_authors:
+        return {"skipped": "author in skip_authors"}
+    text = (reply["content"] or "").lower()
+    blocked = next((w for w in engagement.blocked_keywords if w.lower() in text), None)
+    if blocked:
+        return {"skipped": f"blocked keyword {blocked!r}"}
+    if await db.fetchval("likes_today") >= engagement.daily_like_cap:
+        raise Snooze(_tomorrow(), f"daily like cap of {engagement.daily_like_cap} reached")
+
+    user_id = await bot_user_id(ctx)
+    if reply["author_id"] == user_id:
+        return {"skipped": "own tweet"}
+    try:
+        await ctx.services.x.like(user_id, payload.reply_id)
+    except XRateLimited as exc:
+        raise rate_limit_snooze("likes", exc.reset_at) from None
+    except XUsageCapped:
+        await alert(
+            ctx,
+            "critical",
+            "x_usage_capped",
+            "x_usage_capped",
+            "X answered usage-capped: the project's monthly cap is reached; likes wait",
+        )
+        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+    except XBadRequest as exc:
+        raise GiveUp(f"X refused the like: {exc}") from None
+    except XAuthError as exc:
+        await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
+        raise RetryLater(
+            f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10)
+        ) from None
+    except (XTimeout, XNetworkError, XServerError) as exc:
+        raise RetryLater(f"like failed ({type(exc).__name__}); liking again is harmless") from None
+    await record_usage(ctx, "likes")
+    await db.execute("mark_reply_liked", {"reply_id": payload.reply_id})
+    return {"liked": payload.reply_id}

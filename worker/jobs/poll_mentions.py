@@ -1,0 +1,65 @@
+"""`poll_mentions`: fetch mentions since the stored since_id and ingest replies idempotently.
+
+Each new `replies` row gets its `like_reply` job from a trigger, so polling, webhooks and manual
+inserts all lead to the same like. The since_id cursor only moves forward, in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout, XUsageCapped
+from worker.jobs._x import bot_user_id, rate_limit_snooze, record_usage, refund_quota, reserve_quota
+from worker.jobs.context import JobContext
+from worker.jobs.registry import RetryLater, Snooze, job_kind
+from worker.replies import mention_to_reply_row
+
+
+class PollMentionsPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_results: int = Field(default=100, ge=5, le=100)
+    max_pages: int = Field(default=5, ge=1, le=50)
+
+
+@job_kind("poll_mentions", PollMentionsPayload, concurrency=1, lease=timedelta(seconds=60))
+async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[str, Any] | None:
+    db = ctx.services.db
+    user_id = await bot_user_id(ctx)
+    account = await db.fetchrow("get_account")
+    since_id = account["mentions_since_id"] if account else None
+
+    budget = payload.max_results * payload.max_pages
+    await reserve_quota(ctx, "reads", budget)
+    try:
+        page = await ctx.services.x.mentions(
+            user_id, since_id=since_id, max_results=payload.max_results, max_pages=payload.max_pages
+        )
+    except XRateLimited as exc:
+        await refund_quota(ctx, "reads", budget)
+        raise rate_limit_snooze("mentions", exc.reset_at) from None
+    except XUsageCapped:
+        await refund_quota(ctx, "reads", budget)
+        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+    except (XTimeout, XNetworkError, XServerError) as exc:
+        await refund_quota(ctx, "reads", budget)
+        raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
+    await refund_quota(ctx, "reads", budget - len(page.tweets))
+    await record_usage(ctx, "mentions", reads=len(page.tweets))
+
+    rows = [
+        row
+        for tweet in page.tweets
+        if (row := mention_to_reply_row(tweet, bot_user_id=user_id, source="poll")) is not None
+    ]
+
+    inserted = []
+    if rows:
+        inserted = [r["reply_id"] for r in await db.fetch("insert_replies", {"rows": Jsonb(rows)})]
+    if page.newest_id:
+        await db.execute("advance_since_id", {"since_id": page.newest_id})
+    return {"fetched": len(page.tweets), "inserted": len(inserted), "since_id": page.newest_id}

@@ -1,0 +1,194 @@
+"""`post_tweet`: post one scheduled_tweets row to X, exactly once.
+
+The intent is recorded (status `posting`) before X is called. If the outcome of a call is
+unknown (timeout, dropped connection, 5xx, a crash before the result was written), the next
+attempt first looks for the text among the account's recent tweets and records that tweet
+instead of posting again. X's duplicate-content refusal means the same thing: already posted.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from worker.clients.x import (
+    XAuthError,
+    XBadRequest,
+    XDuplicate,
+    XNetworkError,
+    XRateLimited,
+    XServerError,
+    XTimeout,
+    XUsageCapped,
+)
+from worker.jobs._x import (
+    alert,
+    bot_user_id,
+    rate_limit_snooze,
+    record_usage,
+    refund_quota,
+    reserve_quota,
+)
+from worker.jobs.context import JobContext
+from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
+from worker.tweet_text import validate_tweet_text
+
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+RECONCILE_LOOKBACK = 100  # recent tweets searched for an unknown outcome
+
+
+class PostTweetPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_tweet_id: int
+
+
+def comparable(text: str) -> str:
+    """Text as X stores it, for matching: entities unescaped, URLs (t.co-wrapped) masked."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    return " ".join(_URL.sub("<url>", text).split())
+
+
+async def find_posted(
+    ctx: JobContext, content: str, since: datetime | None
+) -> dict[str, Any] | None:
+    """Look for `content` among the account's recent tweets (reconciliation of unknown outcomes)."""
+    user_id = await bot_user_id(ctx)
+    await reserve_quota(ctx, "reads", RECONCILE_LOOKBACK)
+    tweets = await ctx.services.x.recent_tweets(user_id, max_results=RECONCILE_LOOKBACK)
+    await refund_quota(ctx, "reads", RECONCILE_LOOKBACK - len(tweets))
+    await record_usage(ctx, "users_tweets", reads=len(tweets))
+    wanted = comparable(content)
+    horizon = (since - timedelta(minutes=5)) if since else None
+    for tweet in tweets:
+        if comparable(tweet.text) != wanted:
+            continue
+        if horizon and tweet.created_at and tweet.created_at < horizon:
+            continue
+        return {"tweet_id": tweet.id, "posted_at": tweet.created_at or datetime.now(UTC)}
+    return None
+
+
+async def _record(
+    ctx: JobContext, row: dict[str, Any], tweet_id: str, posted_at: datetime, media_id: str | None
+) -> None:
+    await ctx.services.db.execute(
+        "record_posted",
+        {
+            "tweet_id": tweet_id,
+            "content": row["content"],
+            "image_url": row["image_url"],
+            "posted_at": posted_at,
+            "scheduled_tweet_id": row["id"],
+            "media_id": media_id,
+            "alt_text": row["alt_text"],
+        },
+    )
+
+
+async def _fail_row(ctx: JobContext, row_id: int, error: str) -> None:
+    await ctx.services.db.execute("mark_scheduled_failed", {"id": row_id, "error": error})
+
+
+@job_kind("post_tweet", PostTweetPayload, concurrency=2, lease=timedelta(seconds=90))
+async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, Any] | None:
+    db = ctx.services.db
+    row = await db.fetchrow("get_scheduled_tweet", {"id": payload.scheduled_tweet_id})
+    if row is None:
+        raise GiveUp(f"scheduled_tweets row {payload.scheduled_tweet_id} does not exist")
+    status = row["status"]
+    if status == "posted":
+        return {"already_posted": row["tweet_id"]}
+    if status in ("cancelled", "rejected", "failed"):
+        return {"skipped": status}
+    if status in ("generating", "awaiting_approval"):
+        return {"skipped": f"not ready ({status})"}
+    content = row["content"]
+    if not content:
+        raise GiveUp(f"scheduled_tweets row {row['id']} has no content to post")
+    try:
+        validate_tweet_text(content)
+    except ValueError as exc:
+        await _fail_row(ctx, row["id"], str(exc))
+        raise GiveUp(str(exc)) from None
+
+    # An earlier attempt may have reached X: look before posting again.
+    if status == "posting":
+        found = await find_posted(ctx, content, row["post_started_at"])
+        if found:
+            await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
+            ctx.log.info("reconciled: tweet {} was already posted", found["tweet_id"])
+            return {"tweet_id": found["tweet_id"], "reconciled": True}
+
+    await reserve_quota(ctx, "posts", 1)
+    marked = await db.fetchrow("mark_posting", {"id": row["id"]})
+    if marked is None:  # cancelled (or otherwise moved on) since we read it
+        await refund_quota(ctx, "posts", 1)
+        return {"skipped": "no longer ready"}
+
+    try:
+        media_id = await _attach_image(ctx, row)
+        tweet = await ctx.services.x.post_tweet(content, media_ids=[media_id] if media_id else None)
+    except XDuplicate:
+        await refund_quota(ctx, "posts", 1)
+        found = await find_posted(ctx, content, None)
+        if found:
+            await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
+            return {"tweet_id": found["tweet_id"], "reconciled": True, "duplicate": True}
+        await _fail_row(ctx, row["id"], "X refused the text as a duplicate of an earlier tweet")
+        raise GiveUp("X refused the text as a duplicate of an earlier tweet") from None
+    except XRateLimited as exc:
+        await refund_quota(ctx, "posts", 1)
+        await db.execute("unmark_posting", {"id": row["id"], "error": "waiting for X's rate limit"})
+        raise rate_limit_snooze("tweets", exc.reset_at) from None
+    except XUsageCapped:
+        await refund_quota(ctx, "posts", 1)
+        await db.execute("unmark_posting", {"id": row["id"], "error": "X usage cap reached"})
+        await alert(
+            ctx,
+            "critical",
+            "x_usage_capped",
+            "x_usage_capped",
+            "X answered usage-capped: the project's monthly cap is reached; posting waits",
+        )
+        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+    except XAuthError as exc:
+        await refund_quota(ctx, "posts", 1)
+        await db.execute("unmark_posting", {"id": row["id"], "error": "X rejected the credentials"})
+        await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
+        raise RetryLater(
+            f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10)
+        ) from None
+    except XBadRequest as exc:
+        await refund_quota(ctx, "posts", 1)
+        await _fail_row(ctx, row["id"], f"X refused the tweet: {exc}")
+        raise GiveUp(f"X refused the tweet: {exc}") from None
+    except (XTimeout, XNetworkError, XServerError) as exc:
+        # Unknown outcome: keep `posting` so the next attempt reconciles first.
+        if ctx.is_last_attempt:
+            await _fail_row(ctx, row["id"], f"outcome unknown after last attempt: {exc}")
+        raise RetryLater(f"X call outcome unknown ({type(exc).__name__}); will reconcile") from None
+
+    await record_usage(ctx, "tweets", posts=1)
+    posted_at = datetime.now(UTC)
+    await _record(ctx, row, tweet.id, posted_at, media_id)
+    ctx.log.info("posted tweet {}", tweet.id)
+    return {"tweet_id": tweet.id, "media_id": media_id}
+
+
+async def _attach_image(ctx: JobContext, row: dict[str, Any]) -> str | None:
+    """Upload the row's stored image to X (with alt text); None when the tweet has no image."""
+    if not row["image_path"]:
+        return None
+    data, mime = await ctx.services.images.download(row["image_path"])
+    media_id = await ctx.services.x.upload_media(data, mime)
+    await record_usage(ctx, "media_upload")
+    if row["alt_text"]:
+        await ctx.services.x.set_alt_text(media_id, row["alt_text"])
+        await record_usage(ctx, "media_metadata")
+    return media_id
