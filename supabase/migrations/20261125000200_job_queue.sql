@@ -146,16 +146,38 @@ begin
 end
 $$;
 
--- retry_delay: exponential backoff (5 s, 10 s, 20 s ... capped at 1 h) with +/-25 % jitter.
+-- complete_jobs: batch form of complete_job (no result) for high-throughput workers. Returns the
+-- ids completed; ids this worker no longer holds are left alone (and left out of the result).
+create or replace function public.complete_jobs(worker_id text, ids bigint[])
+returns setof bigint
+language sql
+security definer
+set search_path = ''
+as $$
+  update public.jobs j
+  set status = 'succeeded',
+      result = null,
+      last_error = null,
+      locked_by = null,
+      locked_until = null,
+      finished_at = now(),
+      updated_at = now()
+  where j.id = any (complete_jobs.ids)
+    and j.status = 'running'
+    and j.locked_by = complete_jobs.worker_id
+  returning j.id;
+$$;
+
+-- retry_delay: exponential backoff (5 s, 10 s, 20 s ...) with +/-25 % jitter, capped at 1 h
+-- (the cap applies after the jitter, so no retry waits longer than an hour).
 create or replace function public.retry_delay(attempts integer)
 returns interval
 language sql
 volatile
 set search_path = ''
 as $$
-  select make_interval(secs =>
-    least(3600.0, 5.0 * power(2.0, greatest(retry_delay.attempts, 1) - 1))
-    * (0.75 + random() * 0.5));
+  select make_interval(secs => least(3600.0,
+    5.0 * power(2.0, least(greatest(retry_delay.attempts, 1), 30) - 1) * (0.75 + random() * 0.5)));
 $$;
 
 -- fail_job: record a failure; retry with backoff, or dead-letter.

@@ -223,7 +223,8 @@ $$;
 
 -- Quotas ----------------------------------------------------------------------------------------
 -- Plan presets (monthly caps, as X published them for its legacy plans; pay-per-use has no cap
--- unless the operator sets one). Overrides in configs.quotas win. Prices and caps are config.
+-- unless the operator sets one). Numeric overrides in configs.quotas win; a null override (the
+-- default config's) means "the plan's preset". Prices and caps are config.
 create or replace function public.quota_caps()
 returns table (resource text, cap numeric, alert_threshold numeric)
 language sql
@@ -241,12 +242,14 @@ as $$
     from q
   )
   select 'posts'::text,
-         case when q.v ? 'monthly_post_cap' then (q.v ->> 'monthly_post_cap')::numeric else preset.posts end,
+         case when jsonb_typeof(q.v -> 'monthly_post_cap') = 'number' then (q.v ->> 'monthly_post_cap')::numeric
+              else preset.posts end,
          coalesce((q.v ->> 'alert_threshold')::numeric, 0.8)
   from q, preset
   union all
   select 'reads'::text,
-         case when q.v ? 'monthly_read_cap' then (q.v ->> 'monthly_read_cap')::numeric else preset.reads end,
+         case when jsonb_typeof(q.v -> 'monthly_read_cap') = 'number' then (q.v ->> 'monthly_read_cap')::numeric
+              else preset.reads end,
          coalesce((q.v ->> 'alert_threshold')::numeric, 0.8)
   from q, preset
   union all
