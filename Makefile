@@ -36,7 +36,7 @@ typecheck: deps
 	@uv run mypy
 
 bench: deps db-up ## run the benchmarks (each prints ratios measured in the same run)
-	@for b in bench/*.py; do echo "== $$b"; uv run --group bench python $$b || exit 1; done
+	@for b in bench/[a-z]*.py; do echo "== $$b"; uv run --group bench python -m bench.$$(basename $$b .py) || exit 1; done
 
 clean: db-down
 	@rm -rf .local reports

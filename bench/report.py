@@ -19,8 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a file, Python puts bench/ first on sys.path, where bench/queue.py would shadow the
-# standard library's `queue`. Import from the repository root instead.
+# Run as a file (`python bench/x.py`), import the project from the repository root.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 

@@ -1,10 +1,10 @@
-"""bench/queue.py keeps working: its chirpbase workload and latency probe on a small scale."""
+"""bench/queue_throughput.py keeps working: its chirpbase workload and latency probe on a small scale."""
 
 from __future__ import annotations
 
 import psycopg
 
-from bench import queue as bench
+from bench import queue_throughput as bench
 from tests.sql.helpers import scalar
 
 

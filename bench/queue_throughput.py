@@ -1,6 +1,6 @@
 """Queue benchmark: chirpbase's SQL queue API against procrastinate, on the local stack.
 
-    uv run --group bench python bench/queue.py [--jobs 20000] [--workers 2] [--batch 100]
+    uv run --group bench python bench/queue_throughput.py [--jobs 20000] [--workers 2] [--batch 100]
 
 Everything runs in scratch databases that are created here and dropped at the end:
 
@@ -22,8 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `python bench/queue.py` puts bench/ first on sys.path, where this file would shadow the
-# standard library's `queue` (which psycopg imports). Run from the repository root instead.
+# Run as a file (`python bench/x.py`), import the project from the repository root.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))

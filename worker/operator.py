@@ -1,0 +1,378 @@
+"""Operator actions in Python terms: what the `chirpbase` CLI does, without the CLI.
+
+Every action is a row inserted or updated, or a queue function called, through the named queries
+in `worker/sql/operator.sql`: the same path an operator typing SQL takes, so the database's
+triggers and functions keep every rule. This module only translates their refusals into
+`Refused` (invalid input or a move the database does not allow), `NotFound` and `Unavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from worker.config_models import CONFIG_MODELS, validate_config
+from worker.db import Params, query
+from worker.logs import redact
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
+ScheduledAction = Literal["approved", "rejected", "cancelled"]
+
+
+class OperatorError(Exception):
+    """An action the operator asked for did not happen; the message says why, in one line."""
+
+
+class Refused(OperatorError):
+    """Invalid input, or a change the database refuses (too long, not cancellable, ...)."""
+
+
+class NotFound(OperatorError):
+    """No row with that id or key."""
+
+
+class Unavailable(OperatorError):
+    """The database cannot be reached."""
+
+
+# -- time parsing -----------------------------------------------------------------------------
+
+TIME_FORMATS_HELP = (
+    "now | +30m | +2h | +1d | +1h30m | HH:MM (next occurrence) | today HH:MM | tomorrow HH:MM | "
+    "ISO 8601 (2026-12-01T09:00, 2026-12-01 09:00+01:00, 2026-12-01). All times UTC unless an "
+    "offset is given."
+)
+_RELATIVE = re.compile(r"^\+\s*((?:\d+\s*[dhms]\s*)+)$")
+_RELATIVE_PART = re.compile(r"(\d+)\s*([dhms])")
+_CLOCK = re.compile(r"^(?:(today|tomorrow)\s+)?(\d{1,2}):(\d{2})$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_when(text: str, now: datetime | None = None) -> datetime:
+    """Parse an operator's TIME into an aware UTC datetime (see TIME_FORMATS_HELP)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    s = text.strip().lower()
+    if s == "now":
+        return now
+    if m := _RELATIVE.match(s):
+        parts = {_UNITS[u]: int(n) for n, u in _RELATIVE_PART.findall(m.group(1))}
+        return now + timedelta(**parts)
+    if m := _CLOCK.match(s):
+        day_word, hh, mm = m.group(1), int(m.group(2)), int(m.group(3))
+        if hh > 23 or mm > 59:
+            raise Refused(f"invalid time of day {text!r}: use HH:MM from 00:00 to 23:59")
+        clock = time(hh, mm, tzinfo=UTC)
+        day = now.date() + timedelta(days=1 if day_word == "tomorrow" else 0)
+        when = datetime.combine(day, clock)
+        if day_word is None and when <= now:
+            when += timedelta(days=1)  # a bare HH:MM means its next occurrence
+        return when
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Refused(f"cannot read time {text!r}; use {TIME_FORMATS_HELP}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+def fetch_health(url: str, timeout: float = 2.0) -> dict[str, Any]:
+    """GET a worker's /health. Never raises: an unreachable worker is a state, not an error."""
+    if not url.rstrip("/").endswith("/health"):
+        url = url.rstrip("/") + "/health"
+    if not url.startswith(("http://", "https://")):
+        return {"url": url, "reachable": False, "error": "not an http(s) URL"}
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - checked above
+            return {
+                "url": url,
+                "reachable": True,
+                "http_status": resp.status,
+                "body": json.loads(resp.read() or b"{}"),
+            }
+    except urllib.error.HTTPError as exc:  # 503 still carries the JSON body
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            body = {}
+        return {"url": url, "reachable": True, "http_status": exc.code, "body": body}
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return {"url": url, "reachable": False, "error": str(reason)}
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    key: str
+    ok: bool
+    message: str
+
+
+def plain(value: Any) -> Any:
+    """Rows as JSON-friendly values: Decimal -> int/float, dates -> ISO strings (recursively)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def pydantic_message(exc: ValidationError) -> str:
+    """One line per problem, `field: message`, as pydantic words it."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "value"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def _db_message(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    msg = diag.message_primary or str(exc).strip().splitlines()[0]
+    if diag.message_hint:
+        msg = f"{msg} ({diag.message_hint})"
+    return redact(msg)
+
+
+# SQLSTATE classes that mean "the database refused this input": data exceptions (22), integrity
+# violations (23) and explicit RAISE EXCEPTION from a trigger (P0001).
+_REFUSAL_CLASSES = ("22", "23")
+
+
+class Operator:
+    """Operator actions over one database connection (autocommit: each action is one statement)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]):
+        self.conn = conn
+
+    @classmethod
+    @contextmanager
+    def connect(cls, dsn: str, *, connect_timeout: int = 5) -> Iterator[Operator]:
+        try:
+            conn = psycopg.connect(
+                dsn,
+                autocommit=True,
+                connect_timeout=connect_timeout,
+                application_name="chirpbase-cli",
+            )
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"cannot connect to the database: {_one_line(exc)}") from None
+        except psycopg.ProgrammingError as exc:  # a malformed connection string
+            raise Refused(f"invalid database URL: {_one_line(exc)}") from None
+        with conn:
+            yield cls(conn)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _fetch(self, name: str, params: Params = None) -> list[dict[str, Any]]:
+        try:
+            with self.conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(query(name), params)
+                return cur.fetchall() if cur.description else []
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"database connection lost: {_one_line(exc)}") from None
+        except psycopg.Error as exc:
+            state = exc.sqlstate or ""
+            if state.startswith(_REFUSAL_CLASSES) or state == "P0001":
+                raise Refused(_db_message(exc)) from None
+            raise OperatorError(f"database error: {_db_message(exc)}") from None
+
+    def _one(self, name: str, params: Params = None) -> dict[str, Any] | None:
+        rows = self._fetch(name, params)
+        return rows[0] if rows else None
+
+    # -- scheduled tweets ------------------------------------------------------------------
+    def schedule(self, content: str, at: datetime | None = None) -> dict[str, Any]:
+        """Post `content` exactly as written at `at` (default now)."""
+        row = self._one("operator_schedule_tweet", {"content": content, "scheduled_for": at})
+        assert row is not None
+        return row
+
+    def generate(
+        self, topic: str | None = None, with_image: bool | None = None, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Have a tweet written (about `topic`, or one of the persona's) and posted at `at`."""
+        row = self._one(
+            "operator_schedule_generation",
+            {"topic": topic, "with_image": with_image, "scheduled_for": at},
+        )
+        assert row is not None
+        return row
+
+    def scheduled_tweet(self, tweet_id: int) -> dict[str, Any]:
+        row = self._one("operator_scheduled_tweet", {"id": tweet_id})
+        if row is None:
+            raise NotFound(f"no scheduled tweet with id {tweet_id}")
+        return row
+
+    def _move(self, tweet_id: int, status: ScheduledAction) -> dict[str, Any]:
+        """Set the status; the trigger refuses moves it does not allow. Repeating one is a no-op
+        (the result says `changed: False`)."""
+        current = self.scheduled_tweet(tweet_id)
+        if current["status"] == status:
+            return {**current, "changed": False}
+        row = self._one("operator_set_scheduled_status", {"id": tweet_id, "status": status})
+        if row is None:
+            raise NotFound(f"no scheduled tweet with id {tweet_id}")
+        return {**row, "changed": True}
+
+    def approve(self, tweet_id: int) -> dict[str, Any]:
+        """Approve a generated tweet awaiting approval; it is posted at its scheduled time."""
+        return self._move(tweet_id, "approved")
+
+    def reject(self, tweet_id: int) -> dict[str, Any]:
+        """Reject a generated tweet awaiting approval; it is never posted."""
+        return self._move(tweet_id, "rejected")
+
+    def cancel(self, tweet_id: int) -> dict[str, Any]:
+        """Cancel a scheduled tweet that has not started posting (its queued job is cancelled)."""
+        return self._move(tweet_id, "cancelled")
+
+    # -- jobs ------------------------------------------------------------------------------
+    def job_kinds(self) -> list[str]:
+        return [r["kind"] for r in self._fetch("operator_job_kinds")]
+
+    def jobs(
+        self, status: str | None = None, kind: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        if status is not None and status not in JOB_STATUSES:
+            raise Refused(f"unknown job status {status!r}; one of {', '.join(JOB_STATUSES)}")
+        if kind is not None and kind not in (kinds := self.job_kinds()):
+            raise Refused(f"unknown job kind {kind!r}; one of {', '.join(kinds)}")
+        if limit < 1:
+            raise Refused("limit must be at least 1")
+        return self._fetch("operator_list_jobs", {"status": status, "kind": kind, "limit": limit})
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        row = self._one("operator_get_job", {"id": job_id})
+        if row is None:
+            raise NotFound(f"no job with id {job_id}")
+        return row
+
+    def retry_job(self, job_id: int) -> dict[str, Any]:
+        """Give a dead, failed or cancelled job a fresh set of attempts, to run now."""
+        return self._job_action(
+            job_id, "operator_retry_job", "retried", "dead, failed or cancelled"
+        )
+
+    def cancel_job(self, job_id: int) -> dict[str, Any]:
+        """Cancel a queued job (running jobs finish; finished ones stay as they are)."""
+        return self._job_action(job_id, "operator_cancel_job", "cancelled", "queued")
+
+    def _job_action(self, job_id: int, name: str, verb: str, allowed: str) -> dict[str, Any]:
+        self.job(job_id)  # NotFound before anything else
+        if not _first(self._one(name, {"id": job_id})):
+            job = self.job(job_id)
+            raise Refused(
+                f"job {job_id} ({job['kind']}) is {job['status']}; "
+                f"only {allowed} jobs can be {verb}"
+            )
+        return self.job(job_id)
+
+    # -- configs ---------------------------------------------------------------------------
+    def configs(self, key: str | None = None) -> list[dict[str, Any]]:
+        rows = self._fetch("operator_get_configs", {"key": key})
+        if key is not None and not rows:
+            known = ", ".join(CONFIG_MODELS)
+            raise NotFound(f"no config row {key!r} (chirpbase keys: {known})")
+        return rows
+
+    def set_config(self, key: str, value: Any, *, merge: bool = False) -> dict[str, Any]:
+        """Validate `value` with the key's pydantic model, then write it (whole, or merged)."""
+        if key not in CONFIG_MODELS:
+            raise Refused(f"unknown config key {key!r}; one of {', '.join(CONFIG_MODELS)}")
+        if not isinstance(value, dict):
+            raise Refused(f"config {key} must be a JSON object, got {type(value).__name__}")
+        if merge:
+            current = self._fetch("operator_get_configs", {"key": key})
+            value = {**(current[0]["value"] if current else {}), **value}
+        try:
+            model = validate_config(key, value)
+        except ValidationError as exc:
+            raise Refused(f"invalid {key} config: {pydantic_message(exc)}") from None
+        # Store the fields given, as the model understood them (e.g. "5" -> 5).
+        stored = model.model_dump(mode="json", include=set(value))
+        row = self._one("operator_set_config", {"key": key, "value": Jsonb(stored)})
+        assert row is not None
+        return row
+
+    def validate_configs(self) -> list[ConfigCheck]:
+        """Check every stored config row against its model (unknown keys are reported, not bad)."""
+        checks = []
+        for row in self._fetch("operator_get_configs", {"key": None}):
+            key = row["key"]
+            if key not in CONFIG_MODELS:
+                checks.append(ConfigCheck(key, True, "not a chirpbase key; stored as given"))
+                continue
+            try:
+                validate_config(key, row["value"])
+            except ValidationError as exc:
+                checks.append(ConfigCheck(key, False, pydantic_message(exc)))
+            else:
+                checks.append(ConfigCheck(key, True, "valid"))
+        return checks
+
+    # -- status ----------------------------------------------------------------------------
+    def status_snapshot(self, *, limit: int = 5) -> dict[str, Any]:
+        """Queue, upcoming and recent posts, quota and budget use, open alerts (JSON-friendly)."""
+        queue: dict[str, dict[str, int]] = {}
+        lag: dict[str, float] = {}
+        for row in self._fetch("operator_queue_depth"):
+            queue.setdefault(row["kind"], {})[row["status"]] = int(row["jobs"])
+            if row["max_lag_s"] is not None:
+                lag[row["kind"]] = round(float(row["max_lag_s"]), 1)
+        spend = self._one("operator_month_spend") or {}
+        spent = float(spend.get("spent_usd") or 0.0)
+        elapsed = float(spend.get("month_elapsed") or 0.0)
+        return plain(
+            {
+                "generated_at": datetime.now(UTC),
+                "queue": queue,
+                "queue_max_lag_s": lag,
+                "upcoming": self._fetch("operator_upcoming_posts", {"limit": limit}),
+                "recent": self._fetch("operator_recent_posts", {"limit": limit}),
+                "quota": self._fetch("operator_quota_use"),
+                "budget": {
+                    "month": spend.get("month"),
+                    "plan": spend.get("plan"),
+                    "spent_usd": round(spent, 4),
+                    "posts": spend.get("posts", 0),
+                    "reads": spend.get("reads", 0),
+                    "month_elapsed": round(elapsed, 4),
+                    # Straight-line projection; meaningless in the first hours of a month.
+                    "projected_usd": round(spent / elapsed, 2) if elapsed > 0.02 else None,
+                },
+                "alerts": self._fetch("operator_open_alerts", {"limit": 20}),
+            }
+        )
+
+
+def _first(row: dict[str, Any] | None) -> Any:
+    return next(iter(row.values())) if row else None
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return redact(text.splitlines()[-1] if text else type(exc).__name__)
