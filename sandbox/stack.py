@@ -7,6 +7,8 @@ none of it ever talks to the real services.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,3 +144,48 @@ class SandboxStack:
         )
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+class ThreadedSandbox:
+    """A SandboxStack on its own event loop in a background thread.
+
+    For callers that block (synchronous tests driving worker subprocesses, the demo's
+    subprocess mode): the stand-ins keep answering while the caller waits.
+    """
+
+    def __init__(self, dsn: str, **kwargs: Any):
+        self.stack = SandboxStack(dsn, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> SandboxStack:
+        started = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._loop.call_soon(started.set)
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="sandbox", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        asyncio.run_coroutine_threadsafe(self.stack.start(), self._loop).result(30)
+        return self.stack
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run `fn(*args)` on the sandbox's loop (for state that is not thread-safe)."""
+        assert self._loop is not None
+
+        async def _call() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(_call(), self._loop).result(30)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._thread is not None
+        asyncio.run_coroutine_threadsafe(self.stack.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()

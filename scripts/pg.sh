@@ -61,7 +61,7 @@ max_wal_senders = 20
 max_connections = 300
 shared_buffers = 256MB
 fsync = off
-synchronous_commit = off
+synchronous_commit = on
 full_page_writes = off
 log_min_messages = warning
 CONF
@@ -75,6 +75,10 @@ start() {
     log "starting on 127.0.0.1:$PGPORT"
     as_os_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGHOME/server.log" -w -t 60 start >/dev/null
   fi
+  # Logical decoding (the Realtime stand-in) only sees flushed WAL: commit synchronously
+  # (cheap with fsync off) so changes reach it at once. Applied to clusters made before too.
+  "$PGBIN/psql" -q -h "$PGSOCK" -p "$PGPORT" -U supabase_admin -d postgres \
+    -c "alter system set synchronous_commit = on" -c "select pg_reload_conf()" >/dev/null
   "$PGBIN/psql" -q -h "$PGSOCK" -p "$PGPORT" -U supabase_admin -d postgres \
     -v ON_ERROR_STOP=1 -f "$ROOT/scripts/bootstrap.sql" >/dev/null
 }

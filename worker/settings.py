@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
     poll_interval_s: float = Field(default=15.0, gt=0)
-    lease_s: float = Field(default=60.0, ge=5)
+    # Overrides every kind's lease (seconds) when set; kinds have their own defaults.
+    lease_s: float | None = Field(default=None, ge=1)
     shutdown_grace_s: float = Field(default=25.0, ge=0)
     health_grace_s: float = Field(default=60.0, ge=0)
     doorbell_enabled: bool = True

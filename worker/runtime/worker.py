@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from loguru import logger
@@ -55,9 +57,13 @@ class Worker:
         unknown = sorted(set(wanted) - set(registry))
         if unknown:
             raise StartupError(f"unknown job kinds: {', '.join(unknown)}")
+        specs = {k: registry[k] for k in wanted}
+        if settings.lease_s:
+            lease = timedelta(seconds=settings.lease_s)
+            specs = {k: dataclasses.replace(spec, lease=lease) for k, spec in specs.items()}
         self.loop = ClaimLoop(
             self.services,
-            {k: registry[k] for k in wanted},
+            specs,
             poll_interval_s=settings.poll_interval_s,
             shutdown_grace_s=settings.shutdown_grace_s,
         )
