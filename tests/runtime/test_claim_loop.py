@@ -50,7 +50,7 @@ async def test_job_runs_and_completes(conn: psycopg.Connection, dsn: str) -> Non
         row = await wait_for(
             lambda: job_row(conn, job_id)["status"] == "succeeded" and job_row(conn, job_id)
         )
-    assert row["result"] == {"ok": True}
+    assert row["result"]["ok"] is True
     assert row["attempts"] == 1
 
 

@@ -1,0 +1,348 @@
+"""`make demo`: the whole chirpbase loop on the local sandbox, shown live, in about a minute.
+
+Everything runs on this machine: PostgreSQL with pg_cron (the real control plane) and
+stand-ins for X, OpenAI, Supabase Realtime and Storage. Nothing is sent to the real services.
+
+The demo resets chirpbase's tables in the local `postgres` database, loads three weeks of
+clearly labelled simulated history (so the report has something to show), starts a worker
+with its Realtime doorbell, schedules a written tweet and a generated one with an image,
+lets people reply and engagement grow on the X stand-in, and ends with the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from sandbox import localdb as pg
+from sandbox.openai_api import ChatRequest
+from sandbox.stack import SandboxStack
+from worker.logs import setup_logging
+from worker.runtime.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = "postgres"  # the database pg_cron runs in, as on Supabase
+CHIRPBASE_TABLES = "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts"
+REPLIERS = [
+    ("ada_writes", "This is exactly the Postgres trick I needed today, thanks!"),
+    ("grace_ops", "Saved. SKIP LOCKED queues are underrated."),
+    ("linus_t", "Nice one. Does it hold up with a million finished jobs?"),
+    ("mar_codes", "Love the illustration 😍"),
+    ("kenji_dev", "日本でも使っています。ありがとう！"),
+]
+
+PACE_S = 2.0  # a pause between acts, so people can follow along
+
+SANDBOX_BANNER = (
+    "[bold black on yellow] SANDBOX [/] chirpbase against local stand-ins for X, OpenAI, "
+    "Supabase Realtime and Storage. Nothing leaves this machine."
+)
+
+
+def _tweet_writer(request: ChatRequest) -> Any:
+    """Answer generation prompts like a model would: on topic, in character, within limits."""
+    topic = "Postgres"
+    for line in request.user.splitlines():
+        if line.lower().startswith("topic:"):
+            topic = line.split(":", 1)[1].strip() or topic
+    return {
+        "text": f"Small habit, big payoff: when working on {topic}, measure before you tune. "
+        "Numbers beat hunches every time. #postgres",
+        "alt_text": f"A clean illustration about {topic}: a chart rising next to an elephant.",
+        "image_prompt": f"clean illustration about {topic}, soft colours, no text",
+    }
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    events: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        self.events.append(f"[dim]{time.monotonic() - self.started:5.1f}s[/] {text}")
+
+
+def reset_database() -> None:
+    """Fresh chirpbase state in the local cron database, with the default configs."""
+    pg.start_cluster()
+    pg.ensure_cron_database()
+    with psycopg.connect(pg.app_dsn(DB), autocommit=True) as conn:
+        conn.execute(f"truncate {CHIRPBASE_TABLES} restart identity")
+        conn.execute(
+            "update public.x_account set user_id = null, username = null, mentions_since_id = null"
+        )
+        conn.execute("delete from public.configs")
+    pg.ensure_cron_database()  # re-inserts the default configs and schedules
+
+
+def seed_history(conn: psycopg.Connection, days: int = 21) -> int:
+    """Simulated past tweets and hourly stats (labelled as such) so the report has a shape."""
+    rng = random.Random(7)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    n = 0
+    for day in range(days, 0, -1):
+        for hour in rng.sample([8, 11, 14, 17, 20], 2):
+            posted = now - timedelta(days=day) + timedelta(hours=hour - now.hour)
+            with_image = rng.random() < 0.4
+            # Afternoons and images do better; weekends a little worse.
+            base = 6 + (14 if hour == 14 else 6 if hour == 17 else 0) + (8 if with_image else 0)
+            base = int(base * (0.7 if posted.weekday() >= 5 else 1.0) * rng.uniform(0.6, 1.4))
+            tweet_id = f"9{posted:%Y%m%d%H}{n:04d}"
+            conn.execute(
+                "insert into public.tweets (tweet_id, content, image_url, posted_at) values (%s, %s, %s, %s)",
+                (
+                    tweet_id,
+                    f"(simulated history) note #{n + 1} about Postgres and Python",
+                    "https://example.invalid/history.jpg" if with_image else None,
+                    posted,
+                ),
+            )
+            for snap in range(1, 4):
+                grow = snap / 3
+                impressions = int(base * 40 * grow)
+                conn.execute(
+                    "insert into public.stats (tweet_id, likes, retweets, replies, impressions, collected_at)"
+                    " values (%s, %s, %s, %s, %s, %s)",
+                    (
+                        tweet_id,
+                        int(base * grow),
+                        int(base * 0.3 * grow),
+                        int(base * 0.2 * grow),
+                        impressions,
+                        posted + timedelta(hours=snap * 8),
+                    ),
+                )
+            n += 1
+    return n
+
+
+def render(conn: psycopg.Connection, timeline: Timeline, worker: Worker) -> Group:
+    jobs = Table(title="jobs (kind × status)", expand=True)
+    for col in ("kind", "queued", "running", "succeeded", "failed/dead"):
+        jobs.add_column(col, justify="right" if col != "kind" else "left")
+    counts: dict[str, dict[str, int]] = {}
+    for kind, status, n in conn.execute("select kind, status, jobs from public.queue_depth"):
+        counts.setdefault(kind, {})[status] = n
+    for kind in sorted(counts):
+        c = counts[kind]
+        jobs.add_row(
+            kind,
+            str(c.get("queued", 0)),
+            str(c.get("running", 0)),
+            str(c.get("succeeded", 0)),
+            str(c.get("failed", 0) + c.get("dead", 0)),
+        )
+
+    tweets = Table(title="posted today (from the tweets table)", expand=True)
+    for col in ("tweet", "text", "image", "likes", "RTs", "replies", "impr."):
+        tweets.add_column(col)
+    for row in conn.execute(
+        "select tweet_id, content, image_url is not null, engagement from public.tweets"
+        " where posted_at > now() - interval '1 hour' order by posted_at"
+    ):
+        e = row[3] or {}
+        tweets.add_row(
+            row[0][-6:],
+            Text(row[1][:60] + ("…" if len(row[1]) > 60 else "")),
+            "🖼" if row[2] else "",
+            str(e.get("likes", 0)),
+            str(e.get("retweets", 0)),
+            str(e.get("replies", 0)),
+            str(e.get("impressions", 0)),
+        )
+
+    replies = Table(title="replies and mentions", expand=True)
+    for col in ("from", "text", "liked"):
+        replies.add_column(col)
+    for author, content, liked in conn.execute(
+        "select coalesce('@' || author_username, author_id), content, liked from public.replies order by id"
+    ):
+        replies.add_row(author, Text(content[:50]), "[green]♥ liked[/]" if liked else "…")
+
+    _ok, health = worker.health()
+    status = (
+        f"worker {health['status']} · database {'up' if health['database']['up'] else 'down'} · "
+        f"doorbell {'connected' if health['doorbell']['connected'] else 'down'} · "
+        f"running jobs {health['running_jobs']}"
+    )
+    log = Text.from_markup("\n".join(timeline.events[-9:]) or "starting…")
+    return Group(
+        Text.from_markup(SANDBOX_BANNER),
+        Text(status, style="cyan"),
+        jobs,
+        tweets,
+        replies,
+        Panel(log, title="what is happening", border_style="blue"),
+    )
+
+
+async def wait_until(check: Callable[[], bool], within_s: float, live: Callable[[], None]) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        live()
+        if check():
+            return True
+        await asyncio.sleep(0.25)
+    return False
+
+
+async def run_demo() -> Path:
+    console = Console()
+    console.print(SANDBOX_BANNER)
+    console.print("preparing the local database (resets chirpbase's tables in it)…")
+    reset_database()
+    setup_logging("WARNING")
+    dsn = pg.app_dsn(DB)
+    conn = psycopg.connect(dsn, autocommit=True)
+    history = seed_history(conn)
+    timeline = Timeline()
+    timeline.add(
+        f"loaded {history} simulated past tweets with stats (labelled '(simulated history)')"
+    )
+    crons = [
+        r[0]
+        for r in conn.execute(
+            "select jobname from cron.job where jobname like 'chirpbase-%' order by 1"
+        )
+    ]
+    timeline.add(f"pg_cron schedules in place: {', '.join(crons)}")
+
+    async with SandboxStack(pg.admin_dsn(DB)) as stack:
+        stack.openai.set_chat_responder(_tweet_writer)
+        stack.openai.set_latency(chat=0.8, images=1.5)
+        worker = Worker(stack.settings(dsn, doorbell_enabled=True, poll_interval_s=5))
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(worker.ready.wait(), 15)
+        timeline.add(f"worker ready, /health on port {worker.http_port}")
+
+        with Live(render(conn, timeline, worker), console=console, refresh_per_second=4) as live:
+
+            def refresh() -> None:
+                live.update(render(conn, timeline, worker))
+
+            def one(sql: str, *args: Any) -> Any:
+                return conn.execute(sql, args or None).fetchone()
+
+            await wait_until(lambda: worker.doorbell.database_subscribed, 15, refresh)
+            timeline.add("Realtime doorbell subscribed to jobs and configs")
+            await wait_until(lambda: False, PACE_S, refresh)
+
+            written = one(
+                "insert into public.scheduled_tweets (content) values (%s) returning id",
+                "Shipping chirpbase: an X account run from Postgres rows. Insert a row, get a tweet. 🐘",
+            )[0]
+            timeline.add(f"operator inserted scheduled_tweets #{written} (exact text)")
+            generated = one(
+                "insert into public.scheduled_tweets (topic, with_image) values (%s, true) returning id",
+                "measuring queries with EXPLAIN ANALYZE",
+            )[0]
+            timeline.add(f"operator inserted scheduled_tweets #{generated} (topic, with image)")
+
+            def posted(row_id: int) -> bool:
+                return (
+                    one("select status from public.scheduled_tweets where id = %s", row_id)[0]
+                    == "posted"
+                )
+
+            await wait_until(lambda: posted(written), 20, refresh)
+            timeline.add("written tweet posted to the X stand-in")
+            await wait_until(lambda: False, PACE_S, refresh)
+            await wait_until(lambda: posted(generated), 30, refresh)
+            row = one(
+                "select status, image_url, error from public.scheduled_tweets where id = %s",
+                generated,
+            )
+            if row[0] == "posted":
+                timeline.add(f"generated tweet posted with its image ({row[1].rsplit('/', 1)[-1]})")
+            else:
+                timeline.add(f"[red]generated tweet is {row[0]}: {row[2]}[/]")
+
+            ours = [t for t in stack.x.posted_tweets()]
+            for i, (username, text) in enumerate(REPLIERS):
+                if not any(u.username == username for u in stack.x.users.values()):
+                    stack.x.add_user(username)
+                stack.x.add_reply(username, ours[i % len(ours)].id, text)
+            stack.x.add_user("curious_cat")
+            stack.x.add_mention("curious_cat", "@chirpbase_bot what stack is this running on?")
+            timeline.add(f"{len(REPLIERS)} people replied and 1 mentioned the bot on X")
+            one("select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5, 'demo-poll-1')")
+            timeline.add("poll_mentions queued (pg_cron does this every minute)")
+            await wait_until(
+                lambda: (
+                    one("select count(*) from public.replies where liked")[0] >= len(REPLIERS) + 1
+                ),
+                20,
+                refresh,
+            )
+            liked = one("select count(*) from public.replies where liked")[0]
+            timeline.add(f"{liked} replies and mentions liked")
+            await wait_until(lambda: False, PACE_S, refresh)
+
+            rng = random.Random(3)
+            for round_no in range(1, 4):
+                for tweet in ours:
+                    stack.x.advance_metrics(
+                        tweet.id,
+                        like_count=rng.randint(3, 12),
+                        retweet_count=rng.randint(0, 4),
+                        impression_count=rng.randint(150, 600),
+                    )
+                one(
+                    "select public.enqueue_job('collect_stats', '{\"days\": 1}'::jsonb, now(), 1, %s)",
+                    f"demo-stats-{round_no}",
+                )
+
+                def stats_done(n: int = round_no) -> bool:
+                    return bool(
+                        one(
+                            "select count(*) >= %s from public.jobs"
+                            " where kind = 'collect_stats' and status = 'succeeded'",
+                            n,
+                        )[0]
+                    )
+
+                await wait_until(stats_done, 15, refresh)
+                timeline.add(
+                    f"engagement grew; collect_stats round {round_no} stored (hourly in production)"
+                )
+                await wait_until(
+                    lambda: False, PACE_S, refresh
+                )  # let people watch the numbers move
+
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+            timeline.add("worker stopped gracefully")
+            refresh()
+
+    from worker.report import build_report
+
+    out = ROOT / "reports" / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    report = build_report(dsn, since="30d", out_dir=out)
+    conn.close()
+    console.print()
+    console.print(f"[bold green]demo finished[/] in {time.monotonic() - timeline.started:.0f} s")
+    console.print(f"report: [bold]{report.files.get('html', out)}[/]")
+    console.print("  " + "  ".join(sorted(p.name for p in report.files.values())))
+    console.print("[dim]All of the above ran against local stand-ins (SANDBOX).[/]")
+    return out
+
+
+def main() -> None:
+    asyncio.run(run_demo())
+
+
+if __name__ == "__main__":
+    main()
