@@ -1,0 +1,458 @@
+"""`generate_tweet`: write the text (and image) of a scheduled_tweets row that has a topic.
+
+1. Claim the row (pending -> generating); a row cancelled meanwhile is left alone.
+2. Reserve the estimated cost of the first text call and of the image in the monthly OpenAI
+   budget (quota `openai_usd`). When it does not fit, the row goes back to pending and the job
+   snoozes: SQL raised the alert, and the job looks again every few minutes, so a raised budget
+   or a new month lets it through.
+3. Start the image from the topic and style at once and write the text meanwhile, so the total
+   is close to the slower of the two, not their sum.
+4. Text: structured output (`GeneratedTweet`), then the checks (empty, X's weighted length,
+   banned words, near-duplicate of recent tweets by pg_trgm, moderation); a failed check asks
+   again naming the failure, up to `generation.max_attempts` drafts.
+5. Image: PNG -> `fit_for_x` (X's size, bytes, no metadata) -> Storage -> public URL. A picture
+   that cannot be fitted is drawn once more from the text model's own `image_prompt`.
+6. Write content, image and alt text on the row: `awaiting_approval`, or back to `pending` with a
+   `post_tweet` job (one statement).
+
+Nothing half-made is posted. A refusal, exhausted checks or a request OpenAI calls invalid fail
+the row with the reason (GiveUp). 429/5xx/timeouts (already retried inside the client) retry the
+job later; the last attempt fails the row. Every billed call is recorded in `api_usage` and its
+real cost replaces its reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from worker.clients.ai import (
+    AIAuthError,
+    AIBadRequest,
+    AIError,
+    AIInvalidOutput,
+    AIQuotaExhausted,
+    AIRateLimited,
+    AIRefusal,
+    AIUnavailable,
+    Usage,
+)
+from worker.clients.storage import ImageStoreError, ImageStoreUnavailable
+from worker.config_models import Generation, Persona
+from worker.generation import (
+    Draft,
+    GeneratedTweet,
+    Rejection,
+    check_draft,
+    flagged,
+    image_prompt,
+    invalid_output,
+    near_duplicate,
+    system_prompt,
+    user_prompt,
+)
+from worker.images import ImageRejected, fit_for_x_async
+from worker.jobs._x import CAP_RECHECK, alert, next_month_start
+from worker.jobs.context import JobContext
+from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
+
+# Reservation sizes for calls whose real cost is only known afterwards.
+_EXPECTED_OUTPUT_TOKENS = 600
+_SCHEMA_PROMPT_TOKENS = 250
+_CHARS_PER_TOKEN = 3
+# An account out of OpenAI credit waits for a person; look again this often.
+_CREDIT_RECHECK = timedelta(minutes=10)
+
+
+class GenerateTweetPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scheduled_tweet_id: int
+
+
+class BudgetReached(Exception):
+    """The monthly OpenAI budget cannot cover the next call."""
+
+
+class ChecksExhausted(Exception):
+    """Every draft allowed failed a check; `last` is the final rejection."""
+
+    def __init__(self, attempts: int, last: Rejection):
+        super().__init__(
+            f"no usable text after {attempts} draft(s); the last one failed the "
+            f"{last.check.replace('_', ' ')} check: {last.reason}"
+        )
+        self.last = last
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    path: str
+    url: str
+    mime: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass
+class _Bill:
+    usage: Usage | None = None
+
+
+class OpenAISpend:
+    """One job's OpenAI spend: reservations against the monthly budget, settled per call."""
+
+    def __init__(self, ctx: JobContext):
+        self.ctx = ctx
+        self.total_usd = 0.0
+
+    async def reserve(self, amount: float) -> float:
+        """Take `amount` (USD) from the budget, or raise BudgetReached (SQL raised the alert)."""
+        if amount <= 0:
+            return 0.0
+        ok = await self.ctx.services.db.fetchval("reserve_openai_usd", {"amount": amount})
+        if not ok:
+            raise BudgetReached(
+                "the monthly OpenAI budget (configs.quotas.openai_monthly_budget_usd) is reached; "
+                "generation waits for next month or a higher budget"
+            )
+        return amount
+
+    async def release(self, reserved: float) -> None:
+        if reserved > 0:
+            await self._settle(reserved, 0.0)
+
+    @asynccontextmanager
+    async def charge(self, endpoint: str, reserved: float) -> AsyncIterator[_Bill]:
+        """Around one API call: set `bill.usage` to what it consumed. A billed failure
+        (refusal, invalid output) is charged from the error; an unbilled one (429/5xx after the
+        client's retries) refunds; a cancelled call keeps the reservation (it may be billed)."""
+        bill = _Bill()
+        try:
+            yield bill
+        except AIError as exc:
+            await self._record(endpoint, reserved, exc.usage)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            await self._record(endpoint, reserved, bill.usage)
+            raise
+        await self._record(endpoint, reserved, bill.usage)
+
+    async def _record(self, endpoint: str, reserved: float, usage: Usage | None) -> None:
+        actual = usage.cost_usd if usage is not None else 0.0
+        await self._settle(reserved, actual)
+        if usage is None:
+            return
+        self.total_usd += actual
+        await self.ctx.services.db.execute(
+            "record_openai_usage",
+            {
+                "endpoint": endpoint,
+                "calls": usage.attempts,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "images": usage.images,
+                "cost_usd": actual,
+            },
+        )
+
+    async def _settle(self, reserved: float, actual: float) -> None:
+        if reserved != actual:
+            await self.ctx.services.db.execute(
+                "settle_openai_usd", {"reserved": reserved, "actual": actual}
+            )
+
+
+class Generator:
+    """The text and image of one row."""
+
+    #: Draw the image while the text is written. The benchmark turns it off to measure the
+    #: sequential baseline through the same code.
+    draw_concurrently: ClassVar[bool] = True
+
+    def __init__(self, ctx: JobContext, row: dict[str, Any], spend: OpenAISpend):
+        self.ctx = ctx
+        self.row = row
+        self.spend = spend
+        self.persona: Persona = ctx.services.config.persona
+        self.generation: Generation = ctx.services.config.generation
+        self.want_image = bool(row["with_image"] or self.generation.image)
+        self.image_brief = (
+            image_prompt(row["topic"], self.persona, self.generation) if self.want_image else None
+        )
+        self.system = system_prompt(self.persona, self.generation)
+        self.drafts = 0
+
+    # -- estimates -----------------------------------------------------------------------------
+    def _text_estimate(self, user: str) -> float:
+        pricing = self.ctx.services.ai.pricing
+        tokens_in = (len(self.system) + len(user)) // _CHARS_PER_TOKEN + _SCHEMA_PROMPT_TOKENS
+        return pricing.text_cost(self.generation.text_model, tokens_in, 0, _EXPECTED_OUTPUT_TOKENS)
+
+    def _image_estimate(self) -> float:
+        price = self.ctx.services.ai.pricing.image_price(self.generation.image_model)
+        width, _, height = self.generation.image_size.partition("x")
+        pixels = int(width) * int(height) if height else 1024 * 1024
+        return price.per_image * max(1.0, pixels / (1024 * 1024))
+
+    # -- the whole thing -----------------------------------------------------------------------
+    async def run(self) -> tuple[Draft, StoredImage | None]:
+        db = self.ctx.services.db
+        recent_rows = await db.fetch(
+            "recent_texts",
+            {"id": self.row["id"], "text": "", "limit": self.generation.recent_window},
+        )
+        recent = [r["content"] for r in recent_rows]
+        first_user = user_prompt(self.row["topic"], recent, image_brief=self.image_brief)
+
+        # Both first calls are paid for before either starts: a budget that cannot cover the
+        # image must not let the text be bought for nothing.
+        image_reserved = (
+            await self.spend.reserve(self._image_estimate()) if self.want_image else 0.0
+        )
+        try:
+            text_reserved = await self.spend.reserve(self._text_estimate(first_user))
+        except BudgetReached:
+            await self.spend.release(image_reserved)
+            raise
+
+        brief = self.image_brief
+        image_task: asyncio.Task[StoredImage] | None = None
+        if brief is not None and self.draw_concurrently:
+            image_task = asyncio.create_task(
+                self._draw(brief, image_reserved), name=f"image-{self.row['id']}"
+            )
+            await asyncio.sleep(0)  # let the image request go out before the text's set-up work
+        try:
+            draft = await self._write(recent, first_user, text_reserved)
+        except BaseException:
+            if image_task is not None:
+                image_task.cancel()
+                await asyncio.gather(image_task, return_exceptions=True)
+            else:
+                await self.spend.release(image_reserved)
+            raise
+        if brief is None:
+            return draft, None
+        try:
+            image = await (image_task or self._draw(brief, image_reserved))
+        except (ImageRejected, AIInvalidOutput) as exc:
+            # A broken or unfittable picture: one more, from the model's own description.
+            self.ctx.log.warning("image unusable ({}); drawing it again", exc)
+            reserved = await self.spend.reserve(self._image_estimate())
+            image = await self._draw(draft.image_prompt or brief, reserved)
+        return draft, image
+
+    # -- text ----------------------------------------------------------------------------------
+    async def _write(self, recent: list[str], first_user: str, reserved: float) -> Draft:
+        ai = self.ctx.services.ai
+        feedback: Rejection | None = None
+        for attempt in range(1, self.generation.max_attempts + 1):
+            user = first_user
+            if attempt > 1:
+                user = user_prompt(
+                    self.row["topic"], recent, image_brief=self.image_brief, feedback=feedback
+                )
+                reserved = await self.spend.reserve(self._text_estimate(user))
+            self.drafts = attempt
+            try:
+                async with self.spend.charge("openai:chat", reserved) as bill:
+                    output, bill.usage = await ai.generate_tweet_text(
+                        self.system, user, self.generation.text_model, GeneratedTweet
+                    )
+            except AIInvalidOutput as exc:
+                feedback = invalid_output(exc.reason)
+                self.ctx.log.info("draft {} unusable: {}", attempt, exc)
+                continue
+            draft = Draft.from_output(output)
+            feedback = await self._check(draft)
+            if feedback is None:
+                return draft
+            self.ctx.log.info(
+                "draft {} rejected by the {} check: {}", attempt, feedback.check, feedback.reason
+            )
+        assert feedback is not None
+        raise ChecksExhausted(self.generation.max_attempts, feedback)
+
+    async def _check(self, draft: Draft) -> Rejection | None:
+        """Cheapest first: local rules, then pg_trgm, then the moderation endpoint."""
+        rejection = check_draft(draft, self.generation)
+        if rejection is not None:
+            return rejection
+        if self.generation.recent_window > 0:
+            rows = await self.ctx.services.db.fetch(
+                "recent_texts",
+                {"id": self.row["id"], "text": draft.text, "limit": self.generation.recent_window},
+            )
+            closest = max(rows, key=lambda r: r["similarity"], default=None)
+            threshold = self.generation.similarity_threshold
+            if closest is not None and closest["similarity"] >= threshold:
+                return near_duplicate(draft, closest["content"], closest["similarity"], threshold)
+        ai = self.ctx.services.ai
+        reserved = await self.spend.reserve(ai.pricing.moderation_per_call)
+        async with self.spend.charge("openai:moderation", reserved) as bill:
+            result = await ai.moderate(
+                f"{draft.text}\n\n{draft.alt_text}".strip(), model=self.generation.moderation_model
+            )
+            bill.usage = result.usage
+        if result.flagged:
+            return flagged(draft, result.categories)
+        return None
+
+    # -- image ---------------------------------------------------------------------------------
+    async def _draw(self, prompt: str, reserved: float) -> StoredImage:
+        ai = self.ctx.services.ai
+        async with self.spend.charge("openai:images", reserved) as bill:
+            png, bill.usage = await ai.generate_image(
+                prompt, self.generation.image_model, self.generation.image_size
+            )
+        fitted = await fit_for_x_async(png)
+        url = await self.ctx.services.images.upload_image(fitted)
+        return StoredImage(
+            path=fitted.filename,
+            url=url,
+            mime=fitted.mime,
+            width=fitted.width,
+            height=fitted.height,
+            size=fitted.size,
+        )
+
+
+# -- the handler -------------------------------------------------------------------------------
+
+
+@job_kind("generate_tweet", GenerateTweetPayload, concurrency=4, lease=timedelta(seconds=120))
+async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict[str, Any] | None:
+    db = ctx.services.db
+    row_id = payload.scheduled_tweet_id
+    row = await db.fetchrow("claim_generation", {"id": row_id})
+    if row is None:
+        return await _not_claimed(ctx, row_id)
+
+    spend = OpenAISpend(ctx)
+    generator = Generator(ctx, row, spend)
+    started = datetime.now(UTC)
+    try:
+        draft, image = await generator.run()
+    except BudgetReached as exc:
+        await db.execute("release_generation", {"id": row_id, "error": str(exc)})
+        until = min(next_month_start(), datetime.now(UTC) + CAP_RECHECK)
+        raise Snooze(until, str(exc)) from None
+    except ChecksExhausted as exc:
+        raise await _give_up(ctx, row_id, str(exc)) from None
+    except AIRefusal as exc:
+        raise await _give_up(ctx, row_id, f"OpenAI refused to write it: {exc.refusal}") from None
+    except (AIRateLimited, AIUnavailable, ImageStoreUnavailable) as exc:
+        raise await _retry_later(ctx, row_id, exc) from None
+    except AIQuotaExhausted as exc:
+        await alert(
+            ctx,
+            "critical",
+            "openai_quota_exhausted",
+            "openai_quota_exhausted",
+            f"OpenAI says the account is out of credit: {exc}",
+        )
+        await db.execute(
+            "release_generation", {"id": row_id, "error": "OpenAI account out of credit"}
+        )
+        raise Snooze(datetime.now(UTC) + _CREDIT_RECHECK, "OpenAI account out of credit") from None
+    except AIAuthError as exc:
+        await alert(
+            ctx, "critical", "openai_auth", "openai_auth", f"OpenAI rejected the key: {exc}"
+        )
+        raise await _retry_later(ctx, row_id, exc, retry_in=timedelta(minutes=10)) from None
+    except AIBadRequest as exc:
+        reason = f"OpenAI refused the request (check configs.generation models and sizes): {exc}"
+        raise await _give_up(ctx, row_id, reason) from None
+    except (ImageRejected, AIInvalidOutput) as exc:
+        raise await _give_up(ctx, row_id, f"no usable image: {exc}") from None
+    except ImageStoreError as exc:
+        raise await _give_up(ctx, row_id, f"Storage refused the image: {exc}") from None
+    except Exception as exc:
+        if ctx.is_last_attempt:
+            await _fail_row(ctx, row_id, f"generation failed: {type(exc).__name__}: {exc}")
+        raise
+
+    gen = ctx.services.config.generation
+    alt_text = None
+    if image is not None and gen.alt_text:
+        alt_text = draft.alt_text or f"Illustration for a post about {row['topic']}"
+    done = await db.fetchrow(
+        "finish_generation",
+        {
+            "id": row_id,
+            "content": draft.text,
+            "image_path": image.path if image else None,
+            "image_url": image.url if image else None,
+            "alt_text": alt_text,
+            "require_approval": gen.require_approval,
+        },
+    )
+    seconds = round((datetime.now(UTC) - started).total_seconds(), 3)
+    if done is None:
+        ctx.log.info("row {} changed while generating (cancelled?); result dropped", row_id)
+        return {"skipped": "row left generating meanwhile", "cost_usd": round(spend.total_usd, 6)}
+    ctx.log.info(
+        "row {} generated in {}s ({} draft(s)): {}",
+        row_id,
+        seconds,
+        generator.drafts,
+        done["status"],
+    )
+    return {
+        "status": done["status"],
+        "drafts": generator.drafts,
+        "image_path": image.path if image else None,
+        "image": f"{image.width}x{image.height} {image.mime} {image.size} B" if image else None,
+        "post_job_id": done["job_id"] if done["status"] == "pending" else None,
+        "cost_usd": round(spend.total_usd, 6),
+        "seconds": seconds,
+    }
+
+
+async def _not_claimed(ctx: JobContext, row_id: int) -> dict[str, Any]:
+    row = await ctx.services.db.fetchrow("generation_row", {"id": row_id})
+    if row is None:
+        raise GiveUp(f"scheduled_tweets row {row_id} does not exist")
+    if row["topic"] is None:
+        raise GiveUp(f"scheduled_tweets row {row_id} has no topic to write about")
+    if row["status"] == "pending" and row["content"]:
+        # Written by an earlier run whose success was not recorded: make sure it gets posted.
+        job_id = await ctx.services.db.fetchval(
+            "enqueue_generated_post", {"id": row_id, "scheduled_for": row["scheduled_for"]}
+        )
+        return {"already_generated": True, "post_job_id": job_id}
+    return {"skipped": row["status"]}
+
+
+async def _fail_row(ctx: JobContext, row_id: int, reason: str) -> None:
+    await ctx.services.db.execute("fail_generation", {"id": row_id, "error": reason})
+
+
+async def _give_up(ctx: JobContext, row_id: int, reason: str) -> GiveUp:
+    await _fail_row(ctx, row_id, reason)
+    ctx.log.warning("row {} failed: {}", row_id, reason)
+    return GiveUp(reason)
+
+
+async def _retry_later(
+    ctx: JobContext, row_id: int, exc: Exception, *, retry_in: timedelta | None = None
+) -> Exception:
+    if ctx.is_last_attempt:
+        return await _give_up(ctx, row_id, f"gave up after {ctx.job.attempts} attempts: {exc}")
+    await ctx.services.db.execute(
+        "release_generation", {"id": row_id, "error": f"will retry: {exc}"}
+    )
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_in is None and retry_after:
+        retry_in = timedelta(seconds=float(retry_after))
+    return RetryLater(str(exc), retry_in=retry_in)
