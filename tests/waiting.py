@@ -29,12 +29,18 @@ async def wait_for(
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last={last!r})")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {message} (last={last!r})"
+            )
         await asyncio.sleep(interval)
 
 
 def wait_for_sync(
-    condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.01, message: str = "condition"
+    condition: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    message: str = "condition",
 ) -> T:
     """Blocking variant of wait_for for synchronous tests."""
     deadline = time.monotonic() + timeout
@@ -43,5 +49,7 @@ def wait_for_sync(
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last={last!r})")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {message} (last={last!r})"
+            )
         time.sleep(interval)
