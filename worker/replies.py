@@ -1,14 +1,26 @@
 """Mapping a mention from X to a `replies` row.
 
-The x-webhook edge function (supabase/functions/_shared/replies.ts) maps webhook deliveries with
+The x-webhook edge function (supabase/functions/_shared/replies.ts, `replyFromV2`) maps posts with
 the same rules, checked against the shared vectors in tests/fixtures/reply_vectors.json, so a
-reply ingested by polling and by webhook produces the same row.
+reply ingested by polling and by webhook produces the same row:
+
+* keep a post that replies to the bot (``in_reply_to_user_id``) or mentions it
+  (``entities.mentions`` or ``note_tweet.entities.mentions``);
+* drop the bot's own posts, retweets (``referenced_tweets[].type == "retweeted"``) and anything
+  else (a post in a thread the bot is in that neither replies to nor mentions it);
+* ``content`` is the full text (``note_tweet.text`` for a long post, else ``text``), as X sends
+  it (not trimmed, not HTML-unescaped); ``created_at`` is ISO-8601 UTC with milliseconds.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+SkipReason = Literal["bad_id", "bad_author", "own_post", "retweet", "not_for_bot"]
+
+_ID = re.compile(r"^[0-9]{1,20}$")
 
 
 class MentionLike(Protocol):
@@ -18,22 +30,58 @@ class MentionLike(Protocol):
     author_username: str | None
     created_at: datetime | None
     conversation_id: str | None
+    in_reply_to_user_id: str | None
     in_reply_to_tweet_id: str | None
+    referenced_tweets: tuple[tuple[str, str], ...]
+    note_text: str | None
+    mentioned_user_ids: tuple[str, ...]
+
+
+def _id_of(value: object) -> str | None:
+    """A snowflake id given as a string of digits; anything else is None."""
+    return value if isinstance(value, str) and _ID.match(value) else None
+
+
+def iso_millis(moment: datetime | None) -> str | None:
+    """``2026-11-20T10:15:30.000Z`` (what JavaScript's ``toISOString`` gives), or None."""
+    if moment is None:
+        return None
+    utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    if not 2006 <= utc.year <= 9999:
+        return None
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def skip_reason(tweet: MentionLike, *, bot_user_id: str) -> SkipReason | None:
+    """Why a post is not a reply to or mention of the bot (None: it is one)."""
+    if _id_of(tweet.id) is None:
+        return "bad_id"
+    author = _id_of(tweet.author_id)
+    if author is None:
+        return "bad_author"
+    if author == bot_user_id:
+        return "own_post"
+    if any(kind == "retweeted" for kind, _ in tweet.referenced_tweets):
+        return "retweet"
+    replies_to_bot = _id_of(tweet.in_reply_to_user_id) == bot_user_id
+    if not replies_to_bot and bot_user_id not in tweet.mentioned_user_ids:
+        return "not_for_bot"
+    return None
 
 
 def mention_to_reply_row(
     tweet: MentionLike, *, bot_user_id: str, source: str
 ) -> dict[str, Any] | None:
-    """The replies row for a mention, or None for the bot's own tweets."""
-    if not tweet.author_id or tweet.author_id == bot_user_id:
+    """The replies row for a post, or None when it is not a reply to or mention of the bot."""
+    if skip_reason(tweet, bot_user_id=bot_user_id) is not None:
         return None
     return {
         "reply_id": str(tweet.id),
-        "original_tweet_id": tweet.in_reply_to_tweet_id,
+        "original_tweet_id": _id_of(tweet.in_reply_to_tweet_id),
         "author_id": str(tweet.author_id),
         "author_username": tweet.author_username,
-        "content": tweet.text,
-        "created_at": tweet.created_at.isoformat() if tweet.created_at else None,
-        "conversation_id": tweet.conversation_id,
+        "content": tweet.note_text if tweet.note_text is not None else tweet.text,
+        "created_at": iso_millis(tweet.created_at),
+        "conversation_id": _id_of(tweet.conversation_id),
         "source": source,
     }

@@ -319,6 +319,13 @@ def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
         data["referenced_tweets"] = [dict(ref) for ref in tweet.referenced_tweets]
     if "attachments" in fields and tweet.media_keys:
         data["attachments"] = {"media_keys": list(tweet.media_keys)}
+    if "entities" in fields and tweet.mentions:
+        data["entities"] = {"mentions": [dict(m) for m in tweet.mentions]}
+    if "note_tweet" in fields and tweet.note_text is not None:
+        note: dict[str, Any] = {"text": tweet.note_text}
+        if tweet.note_mentions:
+            note["entities"] = {"mentions": [dict(m) for m in tweet.note_mentions]}
+        data["note_tweet"] = note
     if "public_metrics" in fields:
         data["public_metrics"] = dict(tweet.metrics)
     if "non_public_metrics" in fields:

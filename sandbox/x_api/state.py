@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sandbox.x_api.text import MAX_LENGTH, tweet_length
+
 # Endpoint keys: "METHOD path-template", as in X's rate-limit documentation.
 ME = "GET /2/users/me"
 CREATE_TWEET = "POST /2/tweets"
@@ -106,6 +108,12 @@ class Tweet:
     referenced_tweets: list[dict[str, str]] = field(default_factory=list)
     media_keys: list[str] = field(default_factory=list)
     mentioned_user_ids: list[str] = field(default_factory=list)
+    # entities.mentions as X renders them ({start, end, username, id}) for ``text``
+    mentions: list[dict[str, Any]] = field(default_factory=list)
+    # A long post (over 280 weighted characters): X's ``note_tweet``, with its own entities;
+    # ``text`` then holds the truncated form X shows, ending in "… https://t.co/...".
+    note_text: str | None = None
+    note_mentions: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PUBLIC_METRICS, 0))
     private_metrics: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(PRIVATE_METRICS, 0)
@@ -123,6 +131,7 @@ class Tweet:
             "in_reply_to_user_id": self.in_reply_to_user_id,
             "referenced_tweets": list(self.referenced_tweets),
             "media_keys": list(self.media_keys),
+            "note_text": self.note_text,
             "public_metrics": dict(self.metrics),
             "private_metrics": dict(self.private_metrics),
             "deleted": self.deleted,
@@ -333,6 +342,22 @@ class XState:
                 found.append(user.id)
         return found
 
+    def _mention_entities(self, text: str) -> list[dict[str, Any]]:
+        """``entities.mentions`` of ``text``: handles of existing users, code point offsets."""
+        out: list[dict[str, Any]] = []
+        for match in _MENTION.finditer(text):
+            user = self.find_user(match.group(1))
+            if user:
+                out.append(
+                    {
+                        "start": match.start(),
+                        "end": match.end(),
+                        "username": user.username,
+                        "id": user.id,
+                    }
+                )
+        return out
+
     def create_tweet(
         self,
         author_id: str,
@@ -346,6 +371,10 @@ class XState:
         with self._lock:
             tweet_id = self._new_id()
             parent = self.tweets.get(in_reply_to) if in_reply_to else None
+            note_text: str | None = None
+            if tweet_length(text) > MAX_LENGTH:  # a long post: X keeps the whole note
+                note_text = text
+                text = f"{text[:260].rstrip()}\u2026 https://t.co/{secrets.token_hex(5)}"
             tweet = Tweet(
                 id=tweet_id,
                 text=text,
@@ -355,7 +384,10 @@ class XState:
                 in_reply_to_user_id=parent.author_id if parent else None,
                 referenced_tweets=[{"type": "replied_to", "id": parent.id}] if parent else [],
                 media_keys=list(media_keys or []),
-                mentioned_user_ids=self._mentioned(text),
+                mentioned_user_ids=self._mentioned(note_text or text),
+                mentions=self._mention_entities(text),
+                note_text=note_text,
+                note_mentions=self._mention_entities(note_text) if note_text else [],
             )
             if parent:
                 parent.metrics["reply_count"] += 1

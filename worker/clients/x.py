@@ -67,6 +67,7 @@ __all__ = [
     "XUsageCapped",
     "XUser",
     "endpoint_name",
+    "parse_tweets",
 ]
 
 PUBLIC_BASE_URL = "https://api.twitter.com"  # what tweepy calls (and signs)
@@ -81,6 +82,8 @@ _TWEET_FIELDS = (
     "in_reply_to_user_id",
     "referenced_tweets",
     "public_metrics",
+    "entities",  # mentions: tells a mention of the account from other posts in a thread
+    "note_tweet",  # the full text of a post longer than 280 characters
 )
 
 # Endpoint names (stable keys for rate limits, usage rows and errors).
@@ -155,6 +158,8 @@ class XTweet:
     public_metrics: dict[str, int] = field(default_factory=dict)
     non_public_metrics: dict[str, int] | None = None
     organic_metrics: dict[str, int] | None = None
+    note_text: str | None = None  # ``note_tweet.text``: the whole text of a long post
+    mentioned_user_ids: tuple[str, ...] = ()  # ``entities.mentions`` (and the note's) ids
 
 
 @dataclass(frozen=True)
@@ -329,9 +334,13 @@ def _secret(settings: Any, name: str) -> str | None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not value:
+    if not value or not isinstance(value, str):
         return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # a malformed timestamp costs the field, never the whole page
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _int_header(response: requests.Response, name: str) -> int | None:
@@ -560,8 +569,10 @@ class XClient:
         max_results: int = 100,
         *,
         max_pages: int = 10,
+        until_id: str | None = None,
     ) -> MentionsPage:
-        """Mentions of ``user_id`` newer than ``since_id``, following ``next_token``."""
+        """Mentions of ``user_id`` newer than ``since_id`` (and older than ``until_id``),
+        newest first, following ``next_token`` for at most ``max_pages`` pages."""
         tweets: list[XTweet] = []
         users: dict[str, XUser] = {}
         newest: str | None = None
@@ -572,6 +583,7 @@ class XClient:
                 self._client.get_users_mentions,
                 str(user_id),
                 since_id=since_id,
+                until_id=until_id,
                 max_results=max(5, min(100, max_results)),
                 pagination_token=token,
                 tweet_fields=list(_TWEET_FIELDS),
@@ -580,8 +592,9 @@ class XClient:
                 user_auth=True,
             )
             body = await self._run("mentions", call, read=True)
-            users.update(_users(body))
-            tweets.extend(_tweet(item, users) for item in body.get("data") or [])
+            page_tweets, page_users = parse_tweets(body)
+            users.update(page_users)
+            tweets.extend(page_tweets)
             meta = body.get("meta") or {}
             if page == 0:
                 newest = meta.get("newest_id")
@@ -605,7 +618,7 @@ class XClient:
             user_auth=True,
         )
         body = await self._run("users_tweets", call, read=True)
-        return [_tweet(item, {}) for item in body.get("data") or []][:max_results]
+        return parse_tweets(body)[0][:max_results]
 
     async def lookup_tweets(self, ids: Iterable[str], *, private: bool = True) -> LookupResult:
         """Metrics of ``ids`` in batches of 100. With ``private``, non-public and organic
@@ -712,36 +725,79 @@ class XClient:
 # --- response mapping -----------------------------------------------------------------------------
 
 
+def parse_tweets(body: Any) -> tuple[list[XTweet], dict[str, XUser]]:
+    """The posts of one X API v2 response body and the users it includes, by id.
+
+    Pure and total: ``data`` may be a list (timelines, lookups) or one object (a single post);
+    entries that are not objects or have no id are skipped, malformed fields become None.
+    This is how every XClient call reads posts (and what the shared reply vectors check).
+    """
+    if not isinstance(body, dict):
+        return [], {}
+    users = _users(body)
+    data = body.get("data")
+    items = data if isinstance(data, list) else [data]
+    tweets = [_tweet(item, users) for item in items if isinstance(item, dict) and item.get("id")]
+    return tweets, users
+
+
 def _users(body: dict[str, Any]) -> dict[str, XUser]:
     out = {}
-    for user in (body.get("includes") or {}).get("users") or []:
-        out[str(user["id"])] = XUser(
-            id=str(user["id"]), username=user.get("username", ""), name=user.get("name", "")
-        )
+    includes = body.get("includes")
+    found = includes.get("users") if isinstance(includes, dict) else None
+    for user in found if isinstance(found, list) else []:
+        if isinstance(user, dict) and user.get("id"):
+            out[str(user["id"])] = XUser(
+                id=str(user["id"]),
+                username=str(user.get("username") or ""),
+                name=str(user.get("name") or ""),
+            )
     return out
 
 
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def _mention_ids(entities: Any) -> list[str]:
+    mentions = entities.get("mentions") if isinstance(entities, dict) else None
+    return [
+        str(m["id"])
+        for m in (mentions if isinstance(mentions, list) else [])
+        if isinstance(m, dict) and m.get("id")
+    ]
+
+
 def _tweet(item: dict[str, Any], users: dict[str, XUser]) -> XTweet:
+    raw_refs = item.get("referenced_tweets")
     refs = tuple(
-        (str(ref.get("type")), str(ref.get("id"))) for ref in item.get("referenced_tweets") or []
+        (str(ref.get("type")), str(ref.get("id")))
+        for ref in (raw_refs if isinstance(raw_refs, list) else [])
+        if isinstance(ref, dict)
     )
-    author = str(item["author_id"]) if item.get("author_id") else None
+    author = _str_or_none(item.get("author_id"))
     reply_to = next((ref_id for kind, ref_id in refs if kind == "replied_to"), None)
+    raw_note = item.get("note_tweet")
+    note: dict[str, Any] = raw_note if isinstance(raw_note, dict) else {}
+    note_text = note.get("text") if isinstance(note.get("text"), str) else None
+    mentioned = _mention_ids(item.get("entities")) + _mention_ids(note.get("entities"))
+    text = item.get("text")
+    public = item.get("public_metrics")
     return XTweet(
         id=str(item["id"]),
-        text=item.get("text", ""),
+        text=text if isinstance(text, str) else "",
         author_id=author,
         author_username=users[author].username if author in users else None,
         created_at=_parse_time(item.get("created_at")),
-        conversation_id=str(item["conversation_id"]) if item.get("conversation_id") else None,
-        in_reply_to_user_id=(
-            str(item["in_reply_to_user_id"]) if item.get("in_reply_to_user_id") else None
-        ),
+        conversation_id=_str_or_none(item.get("conversation_id")),
+        in_reply_to_user_id=_str_or_none(item.get("in_reply_to_user_id")),
         in_reply_to_tweet_id=reply_to,
         referenced_tweets=refs,
-        public_metrics=dict(item.get("public_metrics") or {}),
+        public_metrics=dict(public) if isinstance(public, dict) else {},
         non_public_metrics=item.get("non_public_metrics"),
         organic_metrics=item.get("organic_metrics"),
+        note_text=note_text,
+        mentioned_user_ids=tuple(dict.fromkeys(mentioned)),
     )
 
 

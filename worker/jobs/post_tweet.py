@@ -60,7 +60,11 @@ async def find_posted(
     """Look for `content` among the account's recent tweets (reconciliation of unknown outcomes)."""
     user_id = await bot_user_id(ctx)
     await reserve_quota(ctx, "reads", RECONCILE_LOOKBACK)
-    tweets = await ctx.services.x.recent_tweets(user_id, max_results=RECONCILE_LOOKBACK)
+    try:
+        tweets = await ctx.services.x.recent_tweets(user_id, max_results=RECONCILE_LOOKBACK)
+    except Exception:
+        await refund_quota(ctx, "reads", RECONCILE_LOOKBACK)
+        raise
     await refund_quota(ctx, "reads", RECONCILE_LOOKBACK - len(tweets))
     await record_usage(ctx, "users_tweets", reads=len(tweets))
     wanted = comparable(content)
@@ -72,6 +76,27 @@ async def find_posted(
             continue
         return {"tweet_id": tweet.id, "posted_at": tweet.created_at or datetime.now(UTC)}
     return None
+
+
+async def reconcile(ctx: JobContext, content: str, since: datetime | None) -> dict[str, Any] | None:
+    """`find_posted`, with X's refusals turned into waits that spend no attempt: the row stays
+    `posting` meanwhile, so whichever attempt runs next reconciles before posting."""
+    try:
+        return await find_posted(ctx, content, since)
+    except XRateLimited as exc:
+        raise rate_limit_snooze("users_tweets", exc.reset_at) from None
+    except XUsageCapped:
+        await alert(
+            ctx,
+            "critical",
+            "x_usage_capped",
+            "x_usage_capped",
+            "X answered usage-capped: the project's monthly cap is reached; a post with an "
+            "unknown outcome waits to be reconciled",
+        )
+        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+    except (XTimeout, XNetworkError, XServerError) as exc:
+        raise RetryLater(f"reconciliation failed ({type(exc).__name__}); will retry") from None
 
 
 async def _record(
@@ -117,29 +142,40 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         await _fail_row(ctx, row["id"], str(exc))
         raise GiveUp(str(exc)) from None
 
-    # An earlier attempt may have reached X: look before posting again.
-    if status == "posting":
-        found = await find_posted(ctx, content, row["post_started_at"])
+    # An earlier attempt may have reached X: look before posting again. That attempt took the
+    # post's quota before marking the row `posting` and kept it (the outcome was unknown), so
+    # the reservation carries over: found or posted now, the tweet costs one post, not two.
+    carried_over = status == "posting"
+    if carried_over:
+        found = await reconcile(ctx, content, row["post_started_at"])
         if found:
+            # X created (and bills) the tweet on that earlier call: count it now.
+            await record_usage(ctx, "tweets", posts=1)
             await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
             ctx.log.info("reconciled: tweet {} was already posted", found["tweet_id"])
             return {"tweet_id": found["tweet_id"], "reconciled": True}
 
-    await reserve_quota(ctx, "posts", 1)
+    if not carried_over:
+        await reserve_quota(ctx, "posts", 1)
     marked = await db.fetchrow("mark_posting", {"id": row["id"]})
     if marked is None:  # cancelled (or otherwise moved on) since we read it
-        await refund_quota(ctx, "posts", 1)
+        if not carried_over:
+            await refund_quota(ctx, "posts", 1)
         return {"skipped": "no longer ready"}
 
     try:
         media_id = await _attach_image(ctx, row)
         tweet = await ctx.services.x.post_tweet(content, media_ids=[media_id] if media_id else None)
     except XDuplicate:
-        await refund_quota(ctx, "posts", 1)
-        found = await find_posted(ctx, content, None)
+        found = await reconcile(ctx, content, None)
         if found:
+            # This call created nothing; a carried-over reservation pays for the earlier call
+            # that did, a fresh one is given back.
+            if not carried_over:
+                await refund_quota(ctx, "posts", 1)
             await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
             return {"tweet_id": found["tweet_id"], "reconciled": True, "duplicate": True}
+        await refund_quota(ctx, "posts", 1)
         await _fail_row(ctx, row["id"], "X refused the text as a duplicate of an earlier tweet")
         raise GiveUp("X refused the text as a duplicate of an earlier tweet") from None
     except XRateLimited as exc:
