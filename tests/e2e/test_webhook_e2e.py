@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from sandbox.stack import CREDENTIALS, SandboxStack
 from tests.waiting import wait_for
@@ -108,6 +109,7 @@ def _v1_tweet(
     }
 
 
+@pytest.mark.timeout(300)  # the first run may fetch Deno's npm packages
 async def test_pushed_reply_is_liked_within_moments(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
