@@ -367,6 +367,41 @@ def cancel(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
     console.print(f"cancelled tweet [bold]{row['id']}[/]")
 
 
+# -- doctor -----------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    json_out: JsonFlag = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, max=120, help="Seconds each check may take."),
+    ] = 10.0,
+) -> None:
+    """Check env, database, migrations, pg_cron, Realtime, Storage, X and OpenAI; print fixes.
+
+    One line per check (✓ or ✗) with the fix under each failure. Exit 0 when every check passes,
+    1 otherwise. Reads the same environment and .env as the worker.
+    """
+    from worker.doctor import run_doctor
+
+    report = asyncio.run(run_doctor(limit=timeout))
+    if json_out:
+        print_json(report.as_json())
+    else:
+        width = max(len(c.title) for c in report.checks)
+        for c in report.checks:
+            mark = {"ok": "[green]✓[/]", "fail": "[bold red]✗[/]", "skip": "[yellow]–[/]"}[c.status]
+            console.print(f"{mark} {c.title:<{width}}  {escape(redact(c.detail))}", soft_wrap=True)
+            if not c.ok and c.fix:
+                console.print(f"  {'':<{width}}  [dim]fix:[/] {escape(c.fix)}", soft_wrap=True)
+        passed = sum(c.ok for c in report.checks)
+        verdict = "[green]all good[/]" if report.ok else "[bold red]needs attention[/]"
+        console.print(f"{passed}/{len(report.checks)} checks passed: {verdict}")
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILURE)
+
+
 # -- status -----------------------------------------------------------------------------------
 
 

@@ -34,18 +34,20 @@ def _status(conn: psycopg.Connection, job_id: int) -> tuple[str, int, dict | Non
 def test_two_workers_never_run_the_same_job(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
-    ids = [
-        r[0]
-        for r in conn.execute(
-            "select public.enqueue_job('noop', '{\"duration_s\": 0.02}'::jsonb) from generate_series(1, 300)"
-        ).fetchall()
-    ]
     workers = [
         WorkerProcess(_env(stack, dsn), name=f"replica-{i}", kinds="noop").start() for i in range(2)
     ]
     try:
         for w in workers:
             w.wait_ready()
+        # Both are up before the work arrives, so both compete for it.
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "select public.enqueue_job('noop', '{\"duration_s\": 0.05}'::jsonb)"
+                " from generate_series(1, 300)"
+            ).fetchall()
+        ]
         wait_for_sync(
             lambda: conn.execute(
                 "select count(*) = %s from public.jobs where id = any(%s) and status = 'succeeded'",

@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from worker import jobs
+from worker.alerts import WorkerAlerts
 from worker.db import Database
 from worker.live_config import LiveConfig
 from worker.logs import redact
@@ -76,6 +77,7 @@ class Worker:
         self._config_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._status: dict[str, Any] = {"queue": {}, "quota": []}
+        self.alerts = WorkerAlerts(self)  # alert conditions + webhook (worker/alerts.py)
 
     # -- start-up ---------------------------------------------------------------------------
     async def _check_database(self) -> None:
@@ -135,6 +137,7 @@ class Worker:
         self._tasks += [
             asyncio.create_task(self._config_loop(), name="config"),
             asyncio.create_task(self._monitor_loop(), name="monitor"),
+            *self.alerts.start(),
         ]
         self.ready.set()
         logger.info(
