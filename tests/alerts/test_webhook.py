@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -18,6 +16,7 @@ from sandbox.stack import CREDENTIALS
 from tests.alerts.conftest import FAST, open_alert, raise_alert
 from tests.sql.helpers import enqueue, scalar, set_config
 from tests.waiting import wait_for
+from tests.workers import running
 from worker.alerts import AlertNotifier, AlertPolicy
 from worker.db import Database
 from worker.live_config import LiveConfig
@@ -338,17 +337,6 @@ def worker_settings(dsn: str) -> Settings:
         shutdown_grace_s=2,
         doorbell_enabled=False,
     )
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.ready.wait(), 10)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
 
 
 async def test_a_worker_raises_delivers_and_resolves(

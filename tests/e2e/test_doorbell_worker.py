@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import psycopg
 
 from sandbox.gateway import REALTIME_STATE
 from sandbox.stack import SandboxStack
 from tests.waiting import wait_for
+from tests.workers import running
 from worker.runtime.worker import Worker
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.ready.wait(), 10)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
 
 
 def _done(conn: psycopg.Connection, job_id: int) -> bool:

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 import psycopg
 
 from sandbox.stack import SandboxStack
 from tests.waiting import wait_for
+from tests.workers import running
 from worker.runtime.worker import Worker
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.ready.wait(), 10)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
 
 
 async def test_scheduled_text_is_posted_once(

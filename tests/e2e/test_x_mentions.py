@@ -7,9 +7,7 @@ replies to our own tweets are liked, while every mention is stored.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -18,21 +16,15 @@ from psycopg.rows import dict_row
 from sandbox.stack import SandboxStack
 from sandbox.x_api import LIKE, MENTIONS
 from tests.waiting import wait_for
+from tests.workers import running as run_worker
 from worker.runtime.worker import Worker
 
 KINDS = ["poll_mentions", "like_reply"]
 
 
-@contextlib.asynccontextmanager
-async def running(stack: SandboxStack, dsn: str) -> AsyncIterator[Worker]:
-    worker = Worker(stack.settings(dsn, poll_interval_s=0.5), kinds=KINDS)
-    task = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.ready.wait(), 10)
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
+def running(stack: SandboxStack, dsn: str) -> contextlib.AbstractAsyncContextManager[Worker]:
+    """A worker for these tests' kinds against the stack."""
+    return run_worker(Worker(stack.settings(dsn, poll_interval_s=0.5), kinds=KINDS))
 
 
 def rows(conn: psycopg.Connection, sql: str, *params: Any) -> list[dict[str, Any]]:

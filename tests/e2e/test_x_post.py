@@ -9,10 +9,8 @@ response lost after the tweet was created) is reconciled instead of posted twice
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ from psycopg.rows import dict_row
 from sandbox.stack import SandboxStack
 from sandbox.x_api import CREATE_TWEET, LIKE, MEDIA_METADATA, MEDIA_UPLOAD, USER_TWEETS
 from tests.waiting import wait_for
+from tests.workers import running as run_worker
 from worker.clients.storage import ImageStore
 from worker.images import fit_for_x
 from worker.runtime.worker import Worker
@@ -30,17 +29,12 @@ from worker.runtime.worker import Worker
 KINDS = ["post_tweet", "like_reply"]
 
 
-@contextlib.asynccontextmanager
-async def running(stack: SandboxStack, dsn: str, **overrides: Any) -> AsyncIterator[Worker]:
+def running(
+    stack: SandboxStack, dsn: str, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[Worker]:
+    """A worker for these tests' kinds against the stack."""
     values: dict[str, Any] = {"poll_interval_s": 0.5, **overrides}
-    worker = Worker(stack.settings(dsn, **values), kinds=KINDS)
-    task = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.ready.wait(), 10)
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
+    return run_worker(Worker(stack.settings(dsn, **values), kinds=KINDS))
 
 
 def one(conn: psycopg.Connection, sql: str, *params: Any) -> dict[str, Any]:

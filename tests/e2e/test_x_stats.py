@@ -6,9 +6,7 @@ per tweet and refreshes tweets.engagement with the latest numbers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -17,21 +15,15 @@ from psycopg.rows import dict_row
 from sandbox.stack import SandboxStack
 from sandbox.x_api import LOOKUP
 from tests.waiting import wait_for
+from tests.workers import running as run_worker
 from worker.runtime.worker import Worker
 
 N = 250
 
 
-@contextlib.asynccontextmanager
-async def running(stack: SandboxStack, dsn: str) -> AsyncIterator[Worker]:
-    worker = Worker(stack.settings(dsn, poll_interval_s=0.5), kinds=["collect_stats"])
-    task = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.ready.wait(), 10)
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
+def running(stack: SandboxStack, dsn: str) -> contextlib.AbstractAsyncContextManager[Worker]:
+    """A worker for these tests' kinds against the stack."""
+    return run_worker(Worker(stack.settings(dsn, poll_interval_s=0.5), kinds=["collect_stats"]))
 
 
 def rows(conn: psycopg.Connection, sql: str, *params: Any) -> list[dict[str, Any]]:

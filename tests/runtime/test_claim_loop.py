@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -13,18 +11,8 @@ import pytest
 
 from tests.settings import make_settings
 from tests.waiting import wait_for
+from tests.workers import running
 from worker.runtime.worker import StartupError, Worker
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.ready.wait(), 10)
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 20)
 
 
 def job_row(conn: psycopg.Connection, job_id: int) -> dict:
