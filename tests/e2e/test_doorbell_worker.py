@@ -24,15 +24,16 @@ async def test_doorbell_wakes_the_worker_and_polling_covers_its_absence(
 ) -> None:
     assert stack.gateway is not None
     realtime = stack.gateway[REALTIME_STATE]
-    # The fallback poll is every 3 s: three pickups well under that come from the doorbell...
-    worker = Worker(stack.settings(dsn, doorbell_enabled=True, poll_interval_s=3), kinds=["noop"])
+    # The fallback poll is every 10 s: three pickups in a row well under that (the timer can
+    # explain at most one of them) come from the doorbell...
+    worker = Worker(stack.settings(dsn, doorbell_enabled=True, poll_interval_s=10), kinds=["noop"])
 
     async def quick_pickups() -> None:
         for _ in range(3):
             t0 = time.monotonic()
             job = conn.execute("select public.enqueue_job('noop')").fetchone()[0]
             await wait_for(lambda j=job: _done(conn, j), timeout=5)
-            assert time.monotonic() - t0 < 0.3
+            assert time.monotonic() - t0 < 2.0
 
     async with running(worker):
         await wait_for(lambda: worker.doorbell.connected, message="doorbell subscribed")
@@ -43,7 +44,7 @@ async def test_doorbell_wakes_the_worker_and_polling_covers_its_absence(
         realtime.stop_accepting(drop=True)
         await wait_for(lambda: not worker.doorbell.connected, message="doorbell down")
         job = conn.execute("select public.enqueue_job('noop')").fetchone()[0]
-        await wait_for(lambda: _done(conn, job), timeout=10, message="job run by polling")
+        await wait_for(lambda: _done(conn, job), timeout=15, message="job run by polling")
         _healthy, body = worker.health()
         assert body["doorbell"]["connected"] is False and body["status"] == "degraded"
 
