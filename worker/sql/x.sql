@@ -107,3 +107,18 @@ set engagement = jsonb_build_object('likes', s.likes, 'retweets', s.retweets, 'r
                                     'impressions', s.impressions, 'quotes', s.quotes,
                                     'bookmarks', s.bookmarks, 'collected_at', %(collected_at)s)
 from s where t.tweet_id = s.tweet_id;
+
+-- name: reconcile_reads
+-- X's own count of posts read wins when it is higher: quotas follow what X bills.
+insert into public.quota_usage as q (month, resource, used, x_reported, reconciled_at)
+values (public.current_month(), 'reads', %(reported)s, %(reported)s, now())
+on conflict (month, resource) do update
+set x_reported = excluded.x_reported,
+    reconciled_at = now(),
+    used = greatest(q.used, excluded.x_reported),
+    updated_at = now()
+returning used, x_reported;
+
+-- name: reads_used
+select coalesce((select used from public.quota_usage
+                 where month = public.current_month() and resource = 'reads'), 0);
