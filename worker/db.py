@@ -6,6 +6,7 @@ Python never builds SQL by concatenation; modules ask for a query by name.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg.abc import AdaptContext
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -40,6 +43,29 @@ def queries() -> dict[str, str]:
     return found
 
 
+# Postgres stores JSON nested a few thousand levels deep; Python's json module gives up near 1,000
+# (RecursionError). One such jobs.payload or configs.value would otherwise fail every query that
+# reads it (claiming, config reloads) over and over. It loads as this one-key object instead,
+# which every payload and config model refuses (extra="forbid") with the key as the reason.
+UNLOADABLE_JSON_KEY = "(document nested too deeply to load)"
+
+
+def _loads(data: str | bytes) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        return {UNLOADABLE_JSON_KEY: True}
+
+
+def configure_json(conn: AdaptContext) -> None:
+    """Load json/jsonb on `conn` (a connection or cursor) the way the worker does."""
+    set_json_loads(_loads, conn)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    configure_json(conn)
+
+
 def query(name: str) -> LiteralString:
     """The SQL text of a named query (trusted: it ships with the package)."""
     try:
@@ -59,6 +85,7 @@ class Database:
             open=False,
             name=name,
             kwargs={"autocommit": True, "application_name": name},
+            configure=_configure,
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=0,
         )

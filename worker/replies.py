@@ -42,6 +42,20 @@ def _id_of(value: object) -> str | None:
     return value if isinstance(value, str) and _ID.match(value) else None
 
 
+def storable(text: str | None) -> str | None:
+    """Text as Postgres can hold it: lone surrogates (valid in JSON, not in UTF-8) become U+FFFD
+    and NUL is dropped. One such post would otherwise fail every poll's insert, for good. The
+    webhook cleans posts the same way (replies.ts `str`)."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 def iso_millis(moment: datetime | None) -> str | None:
     """``2026-11-20T10:15:30.000Z`` (what JavaScript's ``toISOString`` gives), or None."""
     if moment is None:
@@ -79,8 +93,8 @@ def mention_to_reply_row(
         "reply_id": str(tweet.id),
         "original_tweet_id": _id_of(tweet.in_reply_to_tweet_id),
         "author_id": str(tweet.author_id),
-        "author_username": tweet.author_username,
-        "content": tweet.note_text if tweet.note_text is not None else tweet.text,
+        "author_username": storable(tweet.author_username),
+        "content": storable(tweet.note_text if tweet.note_text is not None else tweet.text),
         "created_at": iso_millis(tweet.created_at),
         "conversation_id": _id_of(tweet.conversation_id),
         "source": source,

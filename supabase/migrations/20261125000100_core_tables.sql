@@ -111,7 +111,10 @@ create table if not exists public.jobs (
   status text not null default 'queued'
     check (status in ('queued', 'running', 'succeeded', 'failed', 'dead', 'cancelled')),
   priority integer not null default 0,
-  run_at timestamptz not null default now(),
+  -- Finite and within years 1-9999, so every client can read it (Python's datetime cannot hold
+  -- infinity or year 10000: one such row would break every claim and wake-up query).
+  run_at timestamptz not null default now()
+    constraint jobs_run_at_in_range check (run_at > '0001-01-03 00:00:00+00' and run_at < '9999-12-29 00:00:00+00'),
   attempts integer not null default 0 check (attempts >= 0),
   max_attempts integer not null default 5 check (max_attempts >= 1),
   locked_by text,

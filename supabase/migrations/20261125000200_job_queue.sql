@@ -47,6 +47,12 @@ begin
     raise exception 'job payload must be a JSON object, got %', coalesce(jsonb_typeof(payload), 'null')
       using errcode = '22023';
   end if;
+  -- jobs are indexed (and cancelled) by this id as a bigint: say so instead of failing the cast.
+  if payload ? 'scheduled_tweet_id'
+     and coalesce(payload ->> 'scheduled_tweet_id', '') !~ '^[0-9]{1,18}$' then
+    raise exception 'job payload scheduled_tweet_id must be a scheduled_tweets id (a positive integer), got %',
+      left((payload -> 'scheduled_tweet_id')::text, 100) using errcode = '22023';
+  end if;
   insert into public.jobs as j (kind, payload, run_at, priority, dedupe_key, max_attempts)
   values (
     enqueue_job.kind,
@@ -85,6 +91,8 @@ as $$
     where j.status = 'queued'
       and j.run_at <= now()
       and j.kind = any (claim_jobs.kinds)
+      -- A job claimed by no one could be completed by no one: an anonymous claim takes nothing.
+      and coalesce(claim_jobs.worker_id, '') <> ''
     order by j.priority desc, j.run_at, j.id
     limit greatest(claim_jobs.max, 0)
     for update skip locked

@@ -104,6 +104,28 @@ begin
 end
 $$;
 
+-- Integer settings: the worker's models take 7 or 7.0 but not 7.5, and SQL casts them to integer.
+create or replace function public.config_check_whole_number(
+  cfg_key text, value jsonb, field text, lo numeric, hi numeric, nullable boolean default false
+) returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  n numeric;
+begin
+  perform public.config_check_number(cfg_key, value, field, lo, hi, nullable);
+  if jsonb_typeof(value -> field) = 'number' then
+    n := (value ->> field)::numeric;
+    if n <> trunc(n) then
+      raise exception 'configs.%.% must be a whole number, got %', cfg_key, field, n
+        using errcode = '22023';
+    end if;
+  end if;
+end
+$$;
+
 create or replace function public.config_check_cron(cfg_key text, value jsonb, field text)
 returns void
 language plpgsql
@@ -154,7 +176,7 @@ begin
     perform public.config_check_cron(k, v, 'generate_cron');
     perform public.config_check_cron(k, v, 'poll_mentions_cron');
     perform public.config_check_cron(k, v, 'collect_stats_cron');
-    perform public.config_check_number(k, v, 'job_retention_days', 1, 3650);
+    perform public.config_check_whole_number(k, v, 'job_retention_days', 1, 3650);
   elsif k = 'generation' then
     perform public.config_check_type(k, v, 'text_model', 'string');
     perform public.config_check_type(k, v, 'image_model', 'string');
@@ -162,13 +184,13 @@ begin
     perform public.config_check_type(k, v, 'hashtags', 'array');
     perform public.config_check_type(k, v, 'banned_words', 'array');
     perform public.config_check_type(k, v, 'require_approval', 'boolean');
-    perform public.config_check_number(k, v, 'max_attempts', 1, 10);
+    perform public.config_check_whole_number(k, v, 'max_attempts', 1, 10);
     perform public.config_check_number(k, v, 'similarity_threshold', 0, 1);
-    perform public.config_check_number(k, v, 'recent_window', 0, 500);
+    perform public.config_check_whole_number(k, v, 'recent_window', 0, 500);
   elsif k = 'engagement' then
     perform public.config_check_type(k, v, 'auto_like', 'boolean');
     perform public.config_check_type(k, v, 'like_mentions', 'boolean');
-    perform public.config_check_number(k, v, 'daily_like_cap', 0, 100000);
+    perform public.config_check_whole_number(k, v, 'daily_like_cap', 0, 100000);
     perform public.config_check_type(k, v, 'skip_authors', 'array');
     perform public.config_check_type(k, v, 'blocked_keywords', 'array');
   elsif k = 'quotas' then
@@ -176,15 +198,15 @@ begin
       raise exception 'configs.quotas.plan must be one of free, basic, pro, pay_per_use, got "%"', v ->> 'plan'
         using errcode = '22023';
     end if;
-    perform public.config_check_number(k, v, 'monthly_post_cap', 0, 1e9, true);
-    perform public.config_check_number(k, v, 'monthly_read_cap', 0, 1e9, true);
+    perform public.config_check_whole_number(k, v, 'monthly_post_cap', 0, 1e9, true);
+    perform public.config_check_whole_number(k, v, 'monthly_read_cap', 0, 1e9, true);
     perform public.config_check_number(k, v, 'alert_threshold', 0.01, 1);
     perform public.config_check_number(k, v, 'cost_per_post_usd', 0, 100);
     perform public.config_check_number(k, v, 'cost_per_read_usd', 0, 100);
     perform public.config_check_number(k, v, 'openai_monthly_budget_usd', 0, 1e6, true);
   elsif k = 'alerts' then
     perform public.config_check_type(k, v, 'webhook_url', 'string', true);
-    perform public.config_check_number(k, v, 'min_interval_seconds', 0, 86400);
+    perform public.config_check_whole_number(k, v, 'min_interval_seconds', 0, 86400);
     if coalesce(v ->> 'webhook_url', '') <> '' and (v ->> 'webhook_url') !~ '^https?://' then
       raise exception 'configs.alerts.webhook_url must be an http(s) URL' using errcode = '22023';
     end if;
@@ -285,6 +307,11 @@ declare
   threshold numeric;
   new_used numeric;
 begin
+  -- A negative amount would lower the month's usage and lift the cap.
+  if consume_quota.amount is null or consume_quota.amount < 0 then
+    raise exception 'consume_quota: amount must be zero or more, got %', coalesce(consume_quota.amount::text, 'null')
+      using errcode = '22023';
+  end if;
   select qc.cap, qc.alert_threshold into c, threshold
   from public.quota_caps() qc where qc.resource = consume_quota.resource;
   if not found then

@@ -51,15 +51,22 @@ as $$
 declare
   len integer;
 begin
-  -- Trim every kind of surrounding whitespace (newlines and tabs too, not only spaces).
-  new.content := nullif(regexp_replace(new.content, '^\s+|\s+$', '', 'g'), '');
-  new.topic := nullif(regexp_replace(new.topic, '^\s+|\s+$', '', 'g'), '');
+  -- Trim every kind of surrounding whitespace (newlines, tabs, no-break spaces ...): the set
+  -- Python's str.strip() removes, so the worker never finds an accepted row empty.
+  new.content := nullif(regexp_replace(new.content,
+    '^[\s\u0085\u00a0\u2007\u202f\u001c-\u001f]+|[\s\u0085\u00a0\u2007\u202f\u001c-\u001f]+$', '', 'g'), '');
+  new.topic := nullif(regexp_replace(new.topic,
+    '^[\s\u0085\u00a0\u2007\u202f\u001c-\u001f]+|[\s\u0085\u00a0\u2007\u202f\u001c-\u001f]+$', '', 'g'), '');
   if new.content is null and new.topic is null then
     raise exception 'scheduled_tweets: give either content (exact text to post) or topic (to generate), not neither'
       using errcode = '23514';
   end if;
   if new.content is not null and new.topic is not null then
     raise exception 'scheduled_tweets: give either content or topic, not both'
+      using errcode = '23514';
+  end if;
+  if new.content ~ '[\ufeff\ufffe\uffff]' then
+    raise exception 'scheduled_tweets: content contains a character X refuses (U+FEFF, U+FFFE or U+FFFF)'
       using errcode = '23514';
   end if;
   if new.content is not null then
@@ -79,6 +86,12 @@ begin
     raise exception 'scheduled_tweets: scheduled_for % is more than a day in the past', new.scheduled_for
       using errcode = '23514',
             hint = 'Omit scheduled_for to post now.';
+  end if;
+  -- Also keeps the job's run_at a time every client can read (not infinity, not year 10000+).
+  if new.scheduled_for > now() + interval '1 year' then
+    raise exception 'scheduled_tweets: scheduled_for % is more than a year ahead', new.scheduled_for
+      using errcode = '23514',
+            hint = 'Schedule at most a year ahead.';
   end if;
   if new.status is distinct from 'pending' then
     raise exception 'scheduled_tweets: new rows start as pending, not %', new.status
@@ -140,6 +153,11 @@ begin
     end if;
   end if;
 
+  if new.scheduled_for is distinct from old.scheduled_for
+     and (new.scheduled_for < now() - interval '1 day' or new.scheduled_for > now() + interval '1 year') then
+    raise exception 'scheduled_tweets %: scheduled_for % is outside the allowed window (a day ago to a year ahead)',
+      old.id, new.scheduled_for using errcode = '23514';
+  end if;
   if new.scheduled_for is distinct from old.scheduled_for and old.status = 'pending' then
     update public.jobs j
     set run_at = new.scheduled_for, updated_at = now()

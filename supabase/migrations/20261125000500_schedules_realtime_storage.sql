@@ -64,8 +64,9 @@ set search_path = ''
 as $$
 declare
   sched jsonb := public.config_value('schedule');
-  retention integer := coalesce((sched ->> 'job_retention_days')::integer, 7);
+  retention integer := coalesce((sched ->> 'job_retention_days')::numeric::integer, 7);
   n integer := 0;
+  field text;
 begin
   if to_regnamespace('cron') is null then
     raise notice 'pg_cron is not installed in database %; chirpbase schedules were not created',
@@ -73,20 +74,30 @@ begin
     return 0;
   end if;
 
-  if coalesce((sched ->> 'enabled')::boolean, true) then
-    perform cron.schedule('chirpbase-generate', coalesce(sched ->> 'generate_cron', '0 9,13,18 * * *'),
-      'select public.schedule_generated_tweet()');
-    n := n + 1;
-  elsif exists (select 1 from cron.job where jobname = 'chirpbase-generate') then
-    perform cron.unschedule('chirpbase-generate');
-  end if;
+  -- pg_cron parses the expressions; its refusal names the config field (the change is refused).
+  field := 'generate_cron';
+  begin
+    if coalesce((sched ->> 'enabled')::boolean, true) then
+      perform cron.schedule('chirpbase-generate', coalesce(sched ->> 'generate_cron', '0 9,13,18 * * *'),
+        'select public.schedule_generated_tweet()');
+      n := n + 1;
+    elsif exists (select 1 from cron.job where jobname = 'chirpbase-generate') then
+      perform cron.unschedule('chirpbase-generate');
+    end if;
 
-  perform cron.schedule('chirpbase-poll-mentions', coalesce(sched ->> 'poll_mentions_cron', '* * * * *'),
-    $cmd$select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5,
-      'poll_mentions:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'), 3)$cmd$);
-  perform cron.schedule('chirpbase-collect-stats', coalesce(sched ->> 'collect_stats_cron', '0 * * * *'),
-    $cmd$select public.enqueue_job('collect_stats', '{}'::jsonb, now(), 1,
-      'collect_stats:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI'), 3)$cmd$);
+    field := 'poll_mentions_cron';
+    perform cron.schedule('chirpbase-poll-mentions', coalesce(sched ->> 'poll_mentions_cron', '* * * * *'),
+      $cmd$select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5,
+        'poll_mentions:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'), 3)$cmd$);
+    field := 'collect_stats_cron';
+    perform cron.schedule('chirpbase-collect-stats', coalesce(sched ->> 'collect_stats_cron', '0 * * * *'),
+      $cmd$select public.enqueue_job('collect_stats', '{}'::jsonb, now(), 1,
+        'collect_stats:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI'), 3)$cmd$);
+  exception when invalid_parameter_value then
+    raise exception 'configs.schedule.% is not a schedule pg_cron accepts, got "%"', field, sched ->> field
+      using errcode = '22023', detail = sqlerrm,
+            hint = 'Five cron fields in UTC like "0 9 * * *"; "N seconds" needs pg_cron 1.5 or later.';
+  end;
   perform cron.schedule('chirpbase-reap-leases', '* * * * *', 'select public.reap_expired_leases()');
   perform cron.schedule('chirpbase-prune', '17 3 * * *',
     format($cmd$select public.prune_finished_jobs(interval '%s days');
@@ -170,7 +181,8 @@ begin
         'enqueue_job', 'claim_jobs', 'heartbeat_jobs', 'complete_job', 'complete_jobs', 'fail_job',
         'snooze_job', 'release_jobs', 'reap_expired_leases', 'cancel_job', 'retry_job', 'prune_finished_jobs',
         'retry_delay', 'jobs_check_kind', 'jobs_alert_on_dead', 'raise_alert', 'resolve_alert',
-        'config_check_type', 'config_check_number', 'config_check_cron', 'validate_config',
+        'config_check_type', 'config_check_number', 'config_check_whole_number', 'config_check_cron',
+        'validate_config',
         'configs_validate', 'config_value', 'quota_caps', 'current_month', 'consume_quota',
         'refund_quota', 'record_api_usage', 'tweet_weighted_length',
         'scheduled_tweets_before_insert', 'scheduled_tweets_before_update',

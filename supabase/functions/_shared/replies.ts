@@ -94,8 +94,13 @@ export function idOf(v: unknown): string | null {
   return typeof v === "string" && ID_RE.test(v) ? v : null;
 }
 
+/**
+ * A string as Postgres text can hold it: lone surrogates (valid in JSON, not in UTF-8) become
+ * U+FFFD and NUL is dropped. Without this one such post fails the whole delivery's insert, and
+ * X redelivers it forever. worker/replies.py cleans polled posts the same way.
+ */
 function str(v: unknown): string | null {
-  return typeof v === "string" ? v : null;
+  return typeof v === "string" ? v.toWellFormed().replaceAll("\u0000", "") : null;
 }
 
 function validInstant(ms: number): string | null {

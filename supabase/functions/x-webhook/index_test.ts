@@ -438,13 +438,20 @@ Deno.test("fuzz: random bodies and headers never give a 5xx, and nothing is stor
     Array.from({ length: n }, () => String.fromCharCode(int(0x3000))).join("");
   const mutate = (s: string): string => {
     const i = int(s.length + 1);
-    switch (int(4)) {
+    switch (int(5)) {
       case 0:
         return s.slice(0, i) + s.slice(i + 1 + int(8));
       case 1:
         return s.slice(0, i) + pick(["{", "}", '"', ",", "[", "]", ":", "\\", "\u0000", "é"]) + s.slice(i);
       case 2:
         return s.slice(0, i);
+      case 3: {
+        // Valid JSON that Postgres text cannot hold (NUL) or UTF-8 cannot encode (a lone
+        // surrogate), escaped inside a string value so it survives JSON.parse.
+        const at = s.indexOf('"', i);
+        if (at < 0) return s;
+        return s.slice(0, at + 1) + pick(["\\u0000", "\\ud800", "\\udfff", "\\u0000\\u0000"]) + s.slice(at + 1);
+      }
       default:
         return s.replaceAll(pick(["1", '"', "id_str", "user", BOT]), pick(["", "2", "null", '"x"']));
     }
@@ -473,7 +480,7 @@ Deno.test("fuzz: random bodies and headers never give a 5xx, and nothing is stor
     maxBodyBytes: 64 * 1024,
   });
   const statuses = new Map<number, number>();
-  const CASES = 400;
+  const CASES = 1500;
   for (let i = 0; i < CASES; i++) {
     const body = pick(bodies)();
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
@@ -482,7 +489,10 @@ Deno.test("fuzz: random bodies and headers never give a 5xx, and nothing is stor
     const headers: Record<string, string> = {};
     if (headerKind === 1) headers["x-twitter-webhooks-signature"] = valid;
     else if (headerKind === 2) headers["x-twitter-webhooks-signature"] = signBody(SECRET + int(10), bytes);
-    else if (headerKind === 3) headers["x-twitter-webhooks-signature"] = mutate(valid);
+    else if (headerKind === 3) {
+      // (a header value must stay printable ASCII, or Request itself throws)
+      headers["x-twitter-webhooks-signature"] = mutate(valid).replace(/[^\x20-\x7e]/g, "a");
+    }
     else if (headerKind === 4) {
       headers["x-twitter-webhooks-signature"] = randomText(int(60)).replace(/[^\x20-\x7e]/g, "a");
     } else if (headerKind === 5) {
@@ -505,6 +515,19 @@ Deno.test("fuzz: random bodies and headers never give a 5xx, and nothing is stor
     if (!(isValid && method === "POST")) {
       assert.equal(store.calls, before, `store touched without a valid signature (${context})`);
       assert.equal(store.rows.size, rowsBefore, context);
+    }
+  }
+  // Every stored row is one the database can take and the worker can act on.
+  for (const row of store.rows.values()) {
+    const where = JSON.stringify(row).slice(0, 200);
+    assert.match(row.reply_id, /^[0-9]{1,20}$/, where);
+    assert.match(row.author_id, /^[0-9]{1,20}$/, where);
+    assert.notEqual(row.author_id, BOT, where);
+    assert.ok(row.original_tweet_id === null || /^[0-9]{1,20}$/.test(row.original_tweet_id), where);
+    assert.equal(typeof row.content, "string", where);
+    for (const value of Object.values(row)) {
+      if (typeof value !== "string") continue;
+      assert.ok(!value.includes("\u0000"), `NUL would fail the Postgres insert: ${where}`);
     }
   }
   // The fuzz must have exercised both the accepting and the refusing paths.
@@ -652,6 +675,39 @@ Deno.test({
         .id_str as string}`;
       assert.equal(n, 1);
       assert.equal(c, true, "created_at defaults to the ingestion time when X gave none");
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "postgres: text Postgres cannot hold (NUL, lone surrogates) is cleaned, not a 503 forever",
+  ignore: !DB_URL,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const store = new PostgresReplyStore(DB_URL!);
+    try {
+      await store.sql`update public.x_account set user_id = ${BOT} where id = 1`;
+      const hostile = structuredClone(post("plain_mention").v1);
+      hostile.id_str = "1860000000000077777";
+      const clean = structuredClone(post("plain_mention").v1);
+      clean.id_str = "1860000000000077778";
+      const user = { ...(hostile.user as Record<string, unknown>), screen_name: "nul\u0000name" };
+      // JSON.stringify writes NUL as the \u0000 escape: valid JSON, as X could send it.
+      const body = delivery(
+        { ...hostile, user, text: "a\u0000b \ud800 c", full_text: undefined, extended_tweet: undefined },
+        clean,
+      );
+      const handler = createWebhookHandler({ consumerSecret: SECRET, store, log: () => {} });
+      const res = await handler(signed(body));
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal((await res.json()).inserted, 2);
+      const [row] = await store.sql<{ content: string; author_username: string }[]>`
+        select content, author_username from public.replies where reply_id = ${hostile.id_str as string}`;
+      assert.equal(row.content, "ab \ufffd c");
+      assert.equal(row.author_username, "nulname");
     } finally {
       await store.close();
     }
