@@ -99,11 +99,15 @@ begin
             hint = 'Five cron fields in UTC like "0 9 * * *"; "N seconds" needs pg_cron 1.5 or later.';
   end;
   perform cron.schedule('chirpbase-reap-leases', '* * * * *', 'select public.reap_expired_leases()');
+  -- X's own usage count (what it bills) is checked hourly against chirpbase's.
+  perform cron.schedule('chirpbase-reconcile-usage', '30 * * * *',
+    $cmd$select public.enqueue_job('reconcile_usage', '{}'::jsonb, now(), 0,
+      'reconcile_usage:' || to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24'), 3)$cmd$);
   perform cron.schedule('chirpbase-prune', '17 3 * * *',
     format($cmd$select public.prune_finished_jobs(interval '%s days');
       delete from cron.job_run_details where end_time < now() - interval '%s days'$cmd$,
       retention, retention));
-  return n + 4;
+  return n + 5;
 end
 $$;
 

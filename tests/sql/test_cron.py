@@ -66,6 +66,7 @@ def test_chirpbase_jobs_have_the_right_schedules_and_commands(cron: psycopg.Conn
         "chirpbase-poll-mentions": "* * * * *",
         "chirpbase-collect-stats": "0 * * * *",
         "chirpbase-reap-leases": "* * * * *",
+        "chirpbase-reconcile-usage": "30 * * * *",
         "chirpbase-prune": "17 3 * * *",
     }
     for *_, database, username, active in jobs.values():
@@ -73,6 +74,7 @@ def test_chirpbase_jobs_have_the_right_schedules_and_commands(cron: psycopg.Conn
     assert jobs["chirpbase-generate"][2] == "select public.schedule_generated_tweet()"
     assert jobs["chirpbase-reap-leases"][2] == "select public.reap_expired_leases()"
     assert "enqueue_job('poll_mentions'" in jobs["chirpbase-poll-mentions"][2]
+    assert "enqueue_job('reconcile_usage'" in jobs["chirpbase-reconcile-usage"][2]
     assert "enqueue_job('collect_stats'" in jobs["chirpbase-collect-stats"][2]
     prune = jobs["chirpbase-prune"][2]
     assert "prune_finished_jobs(interval '7 days')" in prune
@@ -139,6 +141,7 @@ def test_disable_unschedules_generation_and_enable_brings_it_back(
         "chirpbase-poll-mentions",
         "chirpbase-collect-stats",
         "chirpbase-reap-leases",
+        "chirpbase-reconcile-usage",
         "chirpbase-prune",
     }
     _patch_schedule(cron, {"enabled": False, "generate_cron": "5 5 * * *"})  # still off
@@ -149,8 +152,8 @@ def test_disable_unschedules_generation_and_enable_brings_it_back(
 
 def test_sync_schedules_is_idempotent(cron: psycopg.Connection) -> None:
     before = _jobs(cron)
-    assert scalar(cron, "select public.sync_schedules()") == 5
-    assert scalar(cron, "select public.sync_schedules()") == 5
+    assert scalar(cron, "select public.sync_schedules()") == 6
+    assert scalar(cron, "select public.sync_schedules()") == 6
     assert _jobs(cron) == before
     # Also when generation is off (unscheduling a missing job must not raise).
     _patch_schedule(cron, {"enabled": False})
