@@ -157,9 +157,9 @@ def test_sync_schedules_is_idempotent(cron: psycopg.Connection) -> None:
     assert _jobs(cron) == before
     # Also when generation is off (unscheduling a missing job must not raise).
     _patch_schedule(cron, {"enabled": False})
-    assert scalar(cron, "select public.sync_schedules()") == 4
-    assert scalar(cron, "select public.sync_schedules()") == 4
-    assert len(_jobs(cron)) == 4
+    assert scalar(cron, "select public.sync_schedules()") == 5
+    assert scalar(cron, "select public.sync_schedules()") == 5
+    assert len(_jobs(cron)) == 5
 
 
 def test_a_bad_schedule_is_refused_and_the_cron_job_kept(cron: psycopg.Connection) -> None:
