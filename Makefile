@@ -41,5 +41,20 @@ typecheck: deps
 bench: deps db-up ## run the benchmarks (each prints ratios measured in the same run)
 	@for b in bench/[a-z]*.py; do echo "== $$b"; uv run --group bench python -m bench.$$(basename $$b .py) || exit 1; done
 
+# The chaos test longer and larger, once per seed (figures printed, and appended as JSON lines to
+# reports/soak.jsonl), then the 60 s database outage. Override e.g. `make soak SOAK_SEEDS="7 8"`.
+SOAK_SEEDS ?= 101 102 103
+SOAK_JOBS ?= 20000
+SOAK_DURATION_S ?= 240
+soak: deps ## chaos soak: CHAOS_JOBS=$(SOAK_JOBS) for $(SOAK_DURATION_S) s of chaos per seed in $(SOAK_SEEDS)
+	@mkdir -p reports
+	@for seed in $(SOAK_SEEDS); do \
+	  echo "== chaos soak, seed $$seed: $(SOAK_JOBS) jobs, $(SOAK_DURATION_S) s of chaos"; \
+	  CHAOS_SEED=$$seed CHAOS_JOBS=$(SOAK_JOBS) CHAOS_DURATION_S=$(SOAK_DURATION_S) \
+	  CHAOS_DRAIN_S=300 CHAOS_REPORT=$(CURDIR)/reports/soak.jsonl \
+	    uv run pytest -q -s -p no:cacheprovider tests/chaos/test_chaos.py || exit 1; \
+	done
+	@uv run pytest -q -s -p no:cacheprovider tests/chaos/test_db_outage.py
+
 clean: db-down
 	@rm -rf .local reports

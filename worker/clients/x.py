@@ -606,14 +606,21 @@ class XClient:
         return MentionsPage(tweets=tweets, newest_id=newest, users=users, complete=complete)
 
     async def recent_tweets(
-        self, user_id: str, max_results: int = 100, *, since_id: str | None = None
+        self,
+        user_id: str,
+        max_results: int = 100,
+        *,
+        since_id: str | None = None,
+        until_id: str | None = None,
     ) -> list[XTweet]:
-        """The account's latest tweets, newest first (one page; for reconciliation)."""
+        """The account's latest tweets (older than ``until_id``, to page back), newest first
+        (one page; for reconciliation)."""
         call = partial(
             self._client.get_users_tweets,
             str(user_id),
             max_results=max(5, min(100, max_results)),
             since_id=since_id,
+            until_id=until_id,
             tweet_fields=list(_TWEET_FIELDS),
             user_auth=True,
         )

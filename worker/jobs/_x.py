@@ -15,7 +15,8 @@ CAP_RECHECK = timedelta(minutes=10)
 
 
 def next_month_start(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
+    """The start of the next UTC month (quota counters are keyed by the UTC month)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return (first + timedelta(days=32)).replace(day=1)
 
@@ -38,10 +39,15 @@ async def reserve_quota(ctx: JobContext, resource: str, amount: int) -> None:
         return
     ok = await ctx.services.db.fetchval("consume_quota", {"resource": resource, "amount": amount})
     if not ok:
-        until = min(next_month_start(), datetime.now(UTC) + CAP_RECHECK)
-        raise Snooze(
-            until, f"monthly {resource} quota reached; waiting for next month or a higher cap"
-        )
+        raise quota_snooze(resource)
+
+
+def quota_snooze(resource: str) -> Snooze:
+    """Wait for next month (or, re-checked every CAP_RECHECK, a higher cap)."""
+    until = min(next_month_start(), datetime.now(UTC) + CAP_RECHECK)
+    return Snooze(
+        until, f"monthly {resource} quota reached; waiting for next month or a higher cap"
+    )
 
 
 async def refund_quota(ctx: JobContext, resource: str, amount: int) -> None:

@@ -14,6 +14,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from worker.clients.x import (
@@ -26,9 +27,11 @@ from worker.clients.x import (
     XTimeout,
     XUsageCapped,
 )
+from worker.db import query
 from worker.jobs._x import (
     alert,
     bot_user_id,
+    quota_snooze,
     rate_limit_snooze,
     record_usage,
     refund_quota,
@@ -39,7 +42,10 @@ from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
 from worker.tweet_text import validate_tweet_text
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
-RECONCILE_LOOKBACK = 100  # recent tweets searched for an unknown outcome
+RECONCILE_LOOKBACK = 100  # tweets per page searched for an unknown outcome
+# Pages followed back to the post's start (X serves the 3,200 most recent posts of a timeline):
+# a busy account can post more than one page between a lost answer and the retry.
+RECONCILE_MAX_PAGES = 32
 
 
 class PostTweetPayload(BaseModel):
@@ -57,24 +63,43 @@ def comparable(text: str) -> str:
 async def find_posted(
     ctx: JobContext, content: str, since: datetime | None
 ) -> dict[str, Any] | None:
-    """Look for `content` among the account's recent tweets (reconciliation of unknown outcomes)."""
+    """Look for `content` among the account's tweets (reconciliation of unknown outcomes).
+
+    With `since` (when the row started posting), every tweet back to five minutes before it is
+    searched, page by page: a fixed window of the latest tweets would miss one that newer posts
+    pushed out of it, and posting again would then be refused as a duplicate while the tweet
+    stays unrecorded. Without `since`, the latest page only."""
     user_id = await bot_user_id(ctx)
-    await reserve_quota(ctx, "reads", RECONCILE_LOOKBACK)
-    try:
-        tweets = await ctx.services.x.recent_tweets(user_id, max_results=RECONCILE_LOOKBACK)
-    except Exception:
-        await refund_quota(ctx, "reads", RECONCILE_LOOKBACK)
-        raise
-    await refund_quota(ctx, "reads", RECONCILE_LOOKBACK - len(tweets))
-    await record_usage(ctx, "users_tweets", reads=len(tweets))
     wanted = comparable(content)
     horizon = (since - timedelta(minutes=5)) if since else None
-    for tweet in tweets:
-        if comparable(tweet.text) != wanted:
-            continue
-        if horizon and tweet.created_at and tweet.created_at < horizon:
-            continue
-        return {"tweet_id": tweet.id, "posted_at": tweet.created_at or datetime.now(UTC)}
+    until_id: str | None = None
+    for _page in range(RECONCILE_MAX_PAGES if horizon else 1):
+        await reserve_quota(ctx, "reads", RECONCILE_LOOKBACK)
+        try:
+            tweets = await ctx.services.x.recent_tweets(
+                user_id, max_results=RECONCILE_LOOKBACK, until_id=until_id
+            )
+        except Exception:
+            await refund_quota(ctx, "reads", RECONCILE_LOOKBACK)
+            raise
+        await refund_quota(ctx, "reads", RECONCILE_LOOKBACK - len(tweets))
+        await record_usage(ctx, "users_tweets", reads=len(tweets))
+        for tweet in tweets:
+            if comparable(tweet.text) != wanted:
+                continue
+            if horizon and tweet.created_at and tweet.created_at < horizon:
+                continue
+            return {"tweet_id": tweet.id, "posted_at": tweet.created_at or datetime.now(UTC)}
+        oldest = tweets[-1] if tweets else None
+        if (
+            len(tweets) < RECONCILE_LOOKBACK
+            or oldest is None
+            or horizon is None
+            or oldest.created_at is None
+            or oldest.created_at < horizon
+        ):
+            break  # the timeline is exhausted, or this page already reaches past the horizon
+        until_id = oldest.id
     return None
 
 
@@ -120,6 +145,49 @@ async def _fail_row(ctx: JobContext, row_id: int, error: str) -> None:
     await ctx.services.db.execute("mark_scheduled_failed", {"id": row_id, "error": error})
 
 
+_CAPPED = object()
+
+
+async def _reserve_and_mark(ctx: JobContext, row_id: int, *, reserve: bool) -> Any:
+    """Take the post's quota (when `reserve`) and mark the row `posting`, in one transaction.
+
+    The reservation belongs to the row's `posting` state (the next attempt carries it over), so
+    the two must commit together: a crash or a lost connection between two separate statements
+    would keep a reservation that no row carries, and the monthly count would drift above what
+    X bills. Returns the marked row, None when the row moved on (nothing taken), or `_CAPPED`.
+    """
+    async with ctx.services.db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+        if reserve:
+            await cur.execute(query("consume_quota"), {"resource": "posts", "amount": 1})
+            taken = await cur.fetchone()
+            if not taken or not next(iter(taken.values())):
+                return _CAPPED  # commits the alert consume_quota raised; nothing was taken
+        await cur.execute(query("mark_posting"), {"id": row_id})
+        marked = await cur.fetchone()
+        if marked is None and reserve:
+            await cur.execute(query("refund_quota"), {"resource": "posts", "amount": 1})
+        return marked
+
+
+async def _give_back(
+    ctx: JobContext,
+    row_id: int,
+    *,
+    refund: bool,
+    unmark: str | None = None,
+    fail: str | None = None,
+) -> None:
+    """X certainly created nothing: return the quota and move the row off `posting` (back to
+    ready with `unmark`, or to failed with `fail`) in one transaction, for the same reason."""
+    async with ctx.services.db.transaction() as conn:
+        if refund:
+            await conn.execute(query("refund_quota"), {"resource": "posts", "amount": 1})
+        if unmark is not None:
+            await conn.execute(query("unmark_posting"), {"id": row_id, "error": unmark})
+        if fail is not None:
+            await conn.execute(query("mark_scheduled_failed"), {"id": row_id, "error": fail})
+
+
 @job_kind("post_tweet", PostTweetPayload, concurrency=2, lease=timedelta(seconds=90))
 async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, Any] | None:
     db = ctx.services.db
@@ -155,19 +223,17 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
             ctx.log.info("reconciled: tweet {} was already posted", found["tweet_id"])
             return {"tweet_id": found["tweet_id"], "reconciled": True}
 
-    if not carried_over:
-        await reserve_quota(ctx, "posts", 1)
-    marked = await db.fetchrow("mark_posting", {"id": row["id"]})
+    marked = await _reserve_and_mark(ctx, row["id"], reserve=not carried_over)
+    if marked is _CAPPED:
+        raise quota_snooze("posts")
     if marked is None:  # cancelled (or otherwise moved on) since we read it
-        if not carried_over:
-            await refund_quota(ctx, "posts", 1)
         return {"skipped": "no longer ready"}
 
     try:
         media_id = await _attach_image(ctx, row)
         tweet = await ctx.services.x.post_tweet(content, media_ids=[media_id] if media_id else None)
     except XDuplicate:
-        found = await reconcile(ctx, content, None)
+        found = await reconcile(ctx, content, marked["post_started_at"])
         if found:
             # This call created nothing; a carried-over reservation pays for the earlier call
             # that did, a fresh one is given back.
@@ -175,16 +241,14 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
                 await refund_quota(ctx, "posts", 1)
             await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
             return {"tweet_id": found["tweet_id"], "reconciled": True, "duplicate": True}
-        await refund_quota(ctx, "posts", 1)
-        await _fail_row(ctx, row["id"], "X refused the text as a duplicate of an earlier tweet")
-        raise GiveUp("X refused the text as a duplicate of an earlier tweet") from None
+        reason = "X refused the text as a duplicate of an earlier tweet"
+        await _give_back(ctx, row["id"], refund=True, fail=reason)
+        raise GiveUp(reason) from None
     except XRateLimited as exc:
-        await refund_quota(ctx, "posts", 1)
-        await db.execute("unmark_posting", {"id": row["id"], "error": "waiting for X's rate limit"})
+        await _give_back(ctx, row["id"], refund=True, unmark="waiting for X's rate limit")
         raise rate_limit_snooze("tweets", exc.reset_at) from None
     except XUsageCapped:
-        await refund_quota(ctx, "posts", 1)
-        await db.execute("unmark_posting", {"id": row["id"], "error": "X usage cap reached"})
+        await _give_back(ctx, row["id"], refund=True, unmark="X usage cap reached")
         await alert(
             ctx,
             "critical",
@@ -194,15 +258,13 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         )
         raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
     except XAuthError as exc:
-        await refund_quota(ctx, "posts", 1)
-        await db.execute("unmark_posting", {"id": row["id"], "error": "X rejected the credentials"})
+        await _give_back(ctx, row["id"], refund=True, unmark="X rejected the credentials")
         await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
         raise RetryLater(
             f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10)
         ) from None
     except XBadRequest as exc:
-        await refund_quota(ctx, "posts", 1)
-        await _fail_row(ctx, row["id"], f"X refused the tweet: {exc}")
+        await _give_back(ctx, row["id"], refund=True, fail=f"X refused the tweet: {exc}")
         raise GiveUp(f"X refused the tweet: {exc}") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         # Unknown outcome: keep `posting` so the next attempt reconciles first.
