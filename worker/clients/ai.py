@@ -35,13 +35,10 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
-import openai
 import pydantic
 from loguru import logger
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import (
     AsyncRetrying,
@@ -52,6 +49,10 @@ from tenacity import (
 )
 
 from worker.runtime.metrics import API_CALLS
+
+if TYPE_CHECKING:
+    import openai
+    from openai import AsyncOpenAI
 
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
@@ -498,6 +499,9 @@ class AIClient:
         sleep: Sleep | None = None,
         client: AsyncOpenAI | None = None,
     ) -> None:
+        import openai  # on first use, not at start-up: the package takes ~0.5 s to import
+        from openai import AsyncOpenAI
+
         if not api_key:
             raise ValueError("OPENAI_API_KEY is empty")
         self.retry = retry or RetryPolicy()
@@ -560,6 +564,8 @@ class AIClient:
         :class:`AIUnavailable`, :class:`AIBadRequest`, :class:`AIAuthError`,
         :class:`AIQuotaExhausted`). Both refusal and invalid output carry the billed ``usage``.
         """
+        import openai
+
         extra: dict[str, Any] = {}
         if max_output_tokens is not None:
             extra["max_completion_tokens"] = max_output_tokens
@@ -685,6 +691,8 @@ class AIClient:
         raw: Any,
         rate_limit: RateLimitInfo | None,
     ) -> Usage | None:
+        from openai.types.chat import ChatCompletion
+
         if not isinstance(body, dict):
             return None
         try:
@@ -698,6 +706,8 @@ class AIClient:
         self, prompt: str, model: str, size: str = "1024x1024", *, quality: str | None = None
     ) -> tuple[bytes, Usage]:
         """One PNG for ``prompt`` (bytes, decoded from ``b64_json``) and its usage."""
+        import openai
+
         extra: dict[str, Any] = {}
         if quality is not None:
             extra["quality"] = quality
@@ -817,6 +827,8 @@ class AIClient:
     async def _with_retries(
         self, operation: str, call: Callable[[], Awaitable[R]]
     ) -> tuple[R, int]:
+        import openai
+
         attempts = 0
 
         async def attempt() -> R:
@@ -877,6 +889,8 @@ class AIClient:
         return _KEYLIKE.sub("sk-[REDACTED]", text)
 
     def _translate(self, exc: openai.APIError, operation: str) -> AIError:
+        import openai
+
         detail = self._redact(_short(getattr(exc, "message", "") or type(exc).__name__))
         if isinstance(exc, openai.APITimeoutError):
             return AIUnavailable(f"OpenAI {operation} timed out", timeout=True)
@@ -915,6 +929,8 @@ class AIClient:
 
 def _parse_raw(raw: Any, operation: str, attempts: int) -> Any:
     """The typed body of a raw response; a body that does not parse is a server fault."""
+    import openai
+
     try:
         return raw.parse()
     except (openai.APIError, pydantic.ValidationError, ValueError) as exc:

@@ -133,13 +133,15 @@ class Worker:
         self._runner, self.http_port = await serve(
             app, self.settings.http_host, self.settings.http_port
         )
-        self._start_doorbell()
         self._tasks += [
             asyncio.create_task(self._config_loop(), name="config"),
             asyncio.create_task(self._monitor_loop(), name="monitor"),
             *self.alerts.start(),
         ]
         self.ready.set()
+        # Claiming works without the doorbell (polling); connect it once ready, which also keeps
+        # the Realtime client's import off the start-up path.
+        self._start_doorbell()
         logger.info(
             "worker {} ready in {:.0f} ms: kinds={} http_port={}",
             self.worker_id,
