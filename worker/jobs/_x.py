@@ -95,6 +95,18 @@ async def alert(
     )
 
 
+async def usage_capped(ctx: JobContext, waiting: str) -> Snooze:
+    """X answered usage-capped (the project's monthly cap): alert, and wait an hour, re-checking."""
+    await alert(
+        ctx,
+        "critical",
+        "x_usage_capped",
+        "x_usage_capped",
+        f"X answered usage-capped: the project's monthly cap is reached; {waiting} wait",
+    )
+    return Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached")
+
+
 def rate_limit_snooze(endpoint: str, reset_at: datetime | None) -> Snooze:
     """Wait for X's reset time (or a minute when X did not say), without spending an attempt."""
     now = datetime.now(UTC)

@@ -9,9 +9,15 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout, XUsageCapped
-from worker.jobs._x import rate_limit_snooze, record_usage, refund_quota, reserve_quota
+from worker.jobs._x import (
+    rate_limit_snooze,
+    record_usage,
+    refund_quota,
+    reserve_quota,
+    usage_capped,
+)
 from worker.jobs.context import JobContext
-from worker.jobs.registry import RetryLater, Snooze, job_kind
+from worker.jobs.registry import RetryLater, job_kind
 
 
 class CollectStatsPayload(BaseModel):
@@ -34,7 +40,7 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
         raise rate_limit_snooze("tweets_lookup", exc.reset_at) from None
     except XUsageCapped:
         await refund_quota(ctx, "reads", len(ids))
-        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+        raise await usage_capped(ctx, "stats collections") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         await refund_quota(ctx, "reads", len(ids))
         raise RetryLater(f"tweet lookup failed ({type(exc).__name__})") from None

@@ -16,7 +16,7 @@ from worker.clients.x import (
     XTimeout,
     XUsageCapped,
 )
-from worker.jobs._x import alert, bot_user_id, rate_limit_snooze, record_usage
+from worker.jobs._x import alert, bot_user_id, rate_limit_snooze, record_usage, usage_capped
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
 
@@ -61,14 +61,7 @@ async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, An
     except XRateLimited as exc:
         raise rate_limit_snooze("likes", exc.reset_at) from None
     except XUsageCapped:
-        await alert(
-            ctx,
-            "critical",
-            "x_usage_capped",
-            "x_usage_capped",
-            "X answered usage-capped: the project's monthly cap is reached; likes wait",
-        )
-        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+        raise await usage_capped(ctx, "likes") from None
     except XBadRequest as exc:
         raise GiveUp(f"X refused the like: {exc}") from None
     except XAuthError as exc:

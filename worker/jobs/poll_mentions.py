@@ -11,16 +11,23 @@ it on, so a burst of mentions is never skipped.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout, XUsageCapped
-from worker.jobs._x import bot_user_id, rate_limit_snooze, record_usage, refund_quota, reserve_quota
+from worker.jobs._x import (
+    bot_user_id,
+    rate_limit_snooze,
+    record_usage,
+    refund_quota,
+    reserve_quota,
+    usage_capped,
+)
 from worker.jobs.context import JobContext
-from worker.jobs.registry import RetryLater, Snooze, job_kind
+from worker.jobs.registry import RetryLater, job_kind
 from worker.replies import mention_to_reply_row
 
 
@@ -60,7 +67,7 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
         raise rate_limit_snooze("mentions", exc.reset_at) from None
     except XUsageCapped:
         await refund_quota(ctx, "reads", budget)
-        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+        raise await usage_capped(ctx, "mention polls") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         await refund_quota(ctx, "reads", budget)
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None

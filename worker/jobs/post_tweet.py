@@ -36,9 +36,10 @@ from worker.jobs._x import (
     record_usage,
     refund_quota,
     reserve_quota,
+    usage_capped,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
+from worker.jobs.registry import GiveUp, RetryLater, job_kind
 from worker.tweet_text import validate_tweet_text
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
@@ -111,15 +112,7 @@ async def reconcile(ctx: JobContext, content: str, since: datetime | None) -> di
     except XRateLimited as exc:
         raise rate_limit_snooze("users_tweets", exc.reset_at) from None
     except XUsageCapped:
-        await alert(
-            ctx,
-            "critical",
-            "x_usage_capped",
-            "x_usage_capped",
-            "X answered usage-capped: the project's monthly cap is reached; a post with an "
-            "unknown outcome waits to be reconciled",
-        )
-        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+        raise await usage_capped(ctx, "posts") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"reconciliation failed ({type(exc).__name__}); will retry") from None
 
@@ -249,14 +242,7 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         raise rate_limit_snooze("tweets", exc.reset_at) from None
     except XUsageCapped:
         await _give_back(ctx, row["id"], refund=True, unmark="X usage cap reached")
-        await alert(
-            ctx,
-            "critical",
-            "x_usage_capped",
-            "x_usage_capped",
-            "X answered usage-capped: the project's monthly cap is reached; posting waits",
-        )
-        raise Snooze(datetime.now(UTC) + timedelta(hours=1), "X usage cap reached") from None
+        raise await usage_capped(ctx, "posts") from None
     except XAuthError as exc:
         await _give_back(ctx, row["id"], refund=True, unmark="X rejected the credentials")
         await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
