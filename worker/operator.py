@@ -358,11 +358,12 @@ class Operator:
                     "month": spend.get("month"),
                     "plan": spend.get("plan"),
                     "spent_usd": round(spent, 4),
+                    "x_usd": round(float(spend.get("x_usd") or 0.0), 4),
+                    "openai_usd": round(float(spend.get("openai_usd") or 0.0), 4),
                     "posts": spend.get("posts", 0),
                     "reads": spend.get("reads", 0),
                     "month_elapsed": round(elapsed, 4),
-                    # Straight-line projection; meaningless in the first hours of a month.
-                    "projected_usd": round(spent / elapsed, 2) if elapsed > 0.02 else None,
+                    "projected_usd": spend.get("projected_usd"),
                 },
                 "alerts": self._fetch("operator_open_alerts", {"limit": 20}),
             }

@@ -153,3 +153,23 @@ async def test_startup_fails_fast_when_database_unreachable() -> None:
         await worker.start()
     assert "DATABASE_URL" in str(info.value)
     assert "hunter2-secret" not in str(info.value)
+
+
+async def test_health_reports_spend_and_projected_monthly_cost(
+    conn: psycopg.Connection, dsn: str
+) -> None:
+    conn.execute("select public.record_api_usage('tweets', 1, 50, 0, estimated_cost_usd => 0.5)")
+    conn.execute("select public.record_api_usage('openai:chat', 1, estimated_cost_usd => 0.2)")
+    async with running(Worker(make_settings(dsn), kinds=["noop"])) as worker:
+        cost = await wait_for(
+            lambda: worker.health()[1]["cost"].get("spent_usd") and worker.health()[1]["cost"]
+        )
+    assert (cost["spent_usd"], cost["x_usd"], cost["openai_usd"]) == (0.7, 0.5, 0.2)
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    elapsed = (now - start) / (end - start)
+    if elapsed > 0.02:
+        assert abs(cost["projected_month_usd"] - 0.7 / elapsed) < 0.02
+    else:  # the first hours of a month: no projection yet
+        assert cost["projected_month_usd"] is None

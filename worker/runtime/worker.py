@@ -76,7 +76,7 @@ class Worker:
         self.db_down_since: float | None = time.monotonic()
         self._config_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._status: dict[str, Any] = {"queue": {}, "quota": []}
+        self._status: dict[str, Any] = {"queue": {}, "quota": [], "cost": {}}
         self.alerts = WorkerAlerts(self)  # alert conditions + webhook (worker/alerts.py)
 
     # -- start-up ---------------------------------------------------------------------------
@@ -197,7 +197,15 @@ class Worker:
             metrics.QUOTA_USED.labels(row["resource"]).set(float(row["used"]))
             if row["cap"] is not None:
                 metrics.QUOTA_CAP.labels(row["resource"]).set(float(row["cap"]))
-        self._status = {"queue": queue, "quota": quota}
+        spend = await self.db.fetchrow("operator_month_spend") or {}
+        cost = {
+            "month": str(spend.get("month")),
+            "spent_usd": round(float(spend.get("spent_usd") or 0.0), 4),
+            "x_usd": round(float(spend.get("x_usd") or 0.0), 4),
+            "openai_usd": round(float(spend.get("openai_usd") or 0.0), 4),
+            "projected_month_usd": spend.get("projected_usd"),
+        }
+        self._status = {"queue": queue, "quota": quota, "cost": cost}
 
     # -- health -----------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -229,6 +237,7 @@ class Worker:
             "running_jobs": self.loop.running_count,
             "queue": self._status["queue"],
             "quota": self._status["quota"],
+            "cost": self._status["cost"],
             "config_rejected": dict(self.config.rejected),
         }
         return healthy, body

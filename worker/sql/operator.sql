@@ -125,24 +125,31 @@ from public.quota_use
 order by resource;
 
 -- name: operator_month_spend
--- Estimated spend so far this month (api_usage, as the clients record it) and how much of the
--- month has passed, for a straight-line projection to month end.
+-- Estimated spend so far this month (api_usage, as the clients record it), split into X and
+-- OpenAI, how much of the month has passed, and a straight-line projection to month end (left
+-- out in the first ~15 hours of a month, where it means nothing). Used by `status` and /health.
 with m as (
   select public.current_month() as month,
          (public.current_month()::timestamp at time zone 'UTC') as starts,
          ((public.current_month() + interval '1 month')::timestamp at time zone 'UTC') as ends
+), s as (
+  select m.month,
+         coalesce(sum(u.estimated_cost_usd), 0)::float8 as spent_usd,
+         coalesce(sum(u.estimated_cost_usd) filter (where u.endpoint like 'openai:%'), 0)::float8
+           as openai_usd,
+         coalesce(sum(u.posts), 0)::bigint as posts,
+         coalesce(sum(u.reads), 0)::bigint as reads,
+         (extract(epoch from now() - m.starts) / extract(epoch from m.ends - m.starts))::float8
+           as month_elapsed
+  from m left join public.api_usage u on u.month = m.month
+  group by m.month, m.starts, m.ends
 )
-select m.month,
-       coalesce((select sum(u.estimated_cost_usd) from public.api_usage u where u.month = m.month),
-                0)::float8 as spent_usd,
-       coalesce((select sum(u.posts) from public.api_usage u where u.month = m.month), 0)::bigint
-         as posts,
-       coalesce((select sum(u.reads) from public.api_usage u where u.month = m.month), 0)::bigint
-         as reads,
-       (extract(epoch from now() - m.starts) / extract(epoch from m.ends - m.starts))::float8
-         as month_elapsed,
+select s.month, s.spent_usd, s.spent_usd - s.openai_usd as x_usd, s.openai_usd, s.posts, s.reads,
+       s.month_elapsed,
+       case when s.month_elapsed > 0.02 then round((s.spent_usd / s.month_elapsed)::numeric, 2)::float8
+       end as projected_usd,
        public.config_value('quotas') ->> 'plan' as plan
-from m;
+from s;
 
 -- name: operator_open_alerts
 select id, level, kind, message, occurrences, created_at, last_seen_at
