@@ -35,7 +35,7 @@ import tweepy
 from requests.adapters import HTTPAdapter
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
@@ -261,6 +261,13 @@ class XNetworkError(XError):
         self.outcome_unknown = outcome_unknown
 
 
+def _not_served(exc: BaseException) -> bool:
+    """True for failures where X served nothing: worth retrying a read at once."""
+    if isinstance(exc, XServerError):
+        return True
+    return isinstance(exc, XNetworkError) and not exc.outcome_unknown
+
+
 class XTimeout(XNetworkError):
     """No answer within the timeout: the request may or may not have taken effect."""
 
@@ -482,7 +489,9 @@ class XClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._read_attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=self._retry_max_wait),
-            retry=retry_if_exception_type((XServerError, XNetworkError)),
+            # Retry reads X certainly did not serve (5xx, no connection). A timeout or a dropped
+            # answer may have been served and billed: the caller decides, not a silent retry.
+            retry=retry_if_exception(_not_served),
             reraise=True,
         )
         async for attempt in retrying:

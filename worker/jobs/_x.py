@@ -50,6 +50,15 @@ def quota_snooze(resource: str) -> Snooze:
     )
 
 
+async def refund_unless_served(ctx: JobContext, resource: str, amount: int, exc: Exception) -> None:
+    """Give back a reservation for a failed call, unless X may have served it anyway.
+
+    A timeout or a connection lost mid-request can still be billed by X; keeping the charge
+    keeps the local count at or above X's, so a cap is never overrun."""
+    if not getattr(exc, "outcome_unknown", False):
+        await refund_quota(ctx, resource, amount)
+
+
 async def refund_quota(ctx: JobContext, resource: str, amount: int) -> None:
     if amount > 0:
         await ctx.services.db.execute("refund_quota", {"resource": resource, "amount": amount})

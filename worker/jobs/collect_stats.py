@@ -13,6 +13,7 @@ from worker.jobs._x import (
     rate_limit_snooze,
     record_usage,
     refund_quota,
+    refund_unless_served,
     reserve_quota,
     usage_capped,
 )
@@ -42,7 +43,7 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
         await refund_quota(ctx, "reads", len(ids))
         raise await usage_capped(ctx, "stats collections") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        await refund_quota(ctx, "reads", len(ids))
+        await refund_unless_served(ctx, "reads", len(ids), exc)
         raise RetryLater(f"tweet lookup failed ({type(exc).__name__})") from None
     await refund_quota(ctx, "reads", len(ids) - len(metrics))
     requests = (len(ids) + 99) // 100

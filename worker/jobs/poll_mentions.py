@@ -23,6 +23,7 @@ from worker.jobs._x import (
     rate_limit_snooze,
     record_usage,
     refund_quota,
+    refund_unless_served,
     reserve_quota,
     usage_capped,
 )
@@ -69,7 +70,7 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
         await refund_quota(ctx, "reads", budget)
         raise await usage_capped(ctx, "mention polls") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        await refund_quota(ctx, "reads", budget)
+        await refund_unless_served(ctx, "reads", budget, exc)
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
     await refund_quota(ctx, "reads", budget - len(page.tweets))
     await record_usage(ctx, "mentions", reads=len(page.tweets))

@@ -35,6 +35,7 @@ from worker.jobs._x import (
     rate_limit_snooze,
     record_usage,
     refund_quota,
+    refund_unless_served,
     reserve_quota,
     usage_capped,
 )
@@ -80,8 +81,8 @@ async def find_posted(
             tweets = await ctx.services.x.recent_tweets(
                 user_id, max_results=RECONCILE_LOOKBACK, until_id=until_id
             )
-        except Exception:
-            await refund_quota(ctx, "reads", RECONCILE_LOOKBACK)
+        except Exception as exc:
+            await refund_unless_served(ctx, "reads", RECONCILE_LOOKBACK, exc)
             raise
         await refund_quota(ctx, "reads", RECONCILE_LOOKBACK - len(tweets))
         await record_usage(ctx, "users_tweets", reads=len(tweets))
