@@ -37,6 +37,7 @@ from prometheus_client import Counter
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
+from worker.aio import wait_event
 from worker.config_models import CONFIG_MODELS
 from worker.db import Database, query
 from worker.live_config import LiveConfig
@@ -562,8 +563,7 @@ class AlertNotifier:
                     raise
                 except Exception as exc:
                     _log.warning("alert webhook: {}", self._clean(f"{type(exc).__name__}: {exc}"))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.policy.webhook_poll_s)
+                await wait_event(self._wake, self.policy.webhook_poll_s)
                 self._wake.clear()
         finally:
             await self.aclose()

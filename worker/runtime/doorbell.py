@@ -41,6 +41,7 @@ from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
 from realtime.types import RealtimePostgresChangesListenEvent as PgEvent
 
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from worker.aio import wait_event, within
 
 __all__ = ["Doorbell", "DoorbellError", "RingCallback"]
 
@@ -143,8 +144,7 @@ class Doorbell:
                 delay = self._backoff(attempt)
                 attempt += 1
                 logger.info("doorbell: re-subscribing in {:.2f}s (attempt {})", delay, attempt)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await wait_event(self._stopping, delay)
         finally:
             task = self._session_task
             if task is not None and not task.done():
@@ -160,8 +160,7 @@ class Doorbell:
         """Leave the channel, close the socket and make `run()` return."""
         self._stopping.set()
         if self._running:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), 10.0)
+            await wait_event(self._done, 10.0)
 
     # -- one session ------------------------------------------------------------------------
     async def _session(self, subscribed_at: list[float]) -> None:
@@ -210,7 +209,7 @@ class Doorbell:
 
             while not self._stopping.is_set():
                 try:
-                    state, error = await asyncio.wait_for(states.get(), self.check_interval)
+                    state, error = await within(states.get(), self.check_interval)
                 except TimeoutError:
                     problem = self._health_problem(client, channel)
                     if problem:

@@ -19,6 +19,7 @@ from typing import Any
 from loguru import logger
 from pydantic import ValidationError
 
+from worker.aio import wait_event
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, JobSpec, RetryLater, Snooze
 from worker.logs import redact
@@ -138,9 +139,7 @@ class ClaimLoop:
     async def _sleep(self, seconds: float) -> None:
         if self._wake.is_set() or self._stopping.is_set():
             return
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
+        if not await wait_event(self._wake, seconds):
             # Timer or fallback poll: a due job may exist that no event announced.
             self._dirty.update(self.specs)
             metrics.WAKEUPS.labels("timer").inc()
