@@ -50,12 +50,15 @@ def quota_snooze(resource: str) -> Snooze:
     )
 
 
-async def refund_unless_served(ctx: JobContext, resource: str, amount: int, exc: Exception) -> None:
-    """Give back a reservation for a failed call, unless X may have served it anyway.
+async def refund_unless_served(
+    ctx: JobContext, resource: str, amount: int, exc: Exception, *, requests: int = 1
+) -> None:
+    """Give back a reservation for a failed call, unless X may have served (part of) it.
 
-    A timeout or a connection lost mid-request can still be billed by X; keeping the charge
-    keeps the local count at or above X's, so a cap is never overrun."""
-    if not getattr(exc, "outcome_unknown", False):
+    A timeout or a connection lost mid-request can still be billed by X, and when a call spans
+    several requests (pages, batches) the ones before the failure were served. Keeping the
+    charge then keeps the local count at or above X's, so a cap is never overrun."""
+    if requests == 1 and not getattr(exc, "outcome_unknown", False):
         await refund_quota(ctx, resource, amount)
 
 

@@ -37,13 +37,13 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
     try:
         metrics = await ctx.services.x.lookup_tweets(ids)
     except XRateLimited as exc:
-        await refund_quota(ctx, "reads", len(ids))
+        await refund_unless_served(ctx, "reads", len(ids), exc, requests=(len(ids) + 99) // 100)
         raise rate_limit_snooze("tweets_lookup", exc.reset_at) from None
-    except XUsageCapped:
-        await refund_quota(ctx, "reads", len(ids))
+    except XUsageCapped as exc:
+        await refund_unless_served(ctx, "reads", len(ids), exc, requests=(len(ids) + 99) // 100)
         raise await usage_capped(ctx, "stats collections") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        await refund_unless_served(ctx, "reads", len(ids), exc)
+        await refund_unless_served(ctx, "reads", len(ids), exc, requests=(len(ids) + 99) // 100)
         raise RetryLater(f"tweet lookup failed ({type(exc).__name__})") from None
     await refund_quota(ctx, "reads", len(ids) - len(metrics))
     requests = (len(ids) + 99) // 100

@@ -64,13 +64,13 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
             max_pages=payload.max_pages,
         )
     except XRateLimited as exc:
-        await refund_quota(ctx, "reads", budget)
+        await refund_unless_served(ctx, "reads", budget, exc, requests=payload.max_pages)
         raise rate_limit_snooze("mentions", exc.reset_at) from None
-    except XUsageCapped:
-        await refund_quota(ctx, "reads", budget)
+    except XUsageCapped as exc:
+        await refund_unless_served(ctx, "reads", budget, exc, requests=payload.max_pages)
         raise await usage_capped(ctx, "mention polls") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        await refund_unless_served(ctx, "reads", budget, exc)
+        await refund_unless_served(ctx, "reads", budget, exc, requests=payload.max_pages)
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
     await refund_quota(ctx, "reads", budget - len(page.tweets))
     await record_usage(ctx, "mentions", reads=len(page.tweets))
