@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout, XUsageCapped
+from worker.conversation.mentions import mention_to_reply_row
 from worker.jobs._x import (
     bot_user_id,
     rate_limit_snooze,
@@ -29,7 +30,6 @@ from worker.jobs._x import (
 )
 from worker.jobs.context import JobContext
 from worker.jobs.registry import RetryLater, job_kind
-from worker.replies import mention_to_reply_row
 
 
 class PollMentionsPayload(BaseModel):

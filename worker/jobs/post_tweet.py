@@ -27,6 +27,7 @@ from worker.clients.x import (
     XTimeout,
     XUsageCapped,
 )
+from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
 from worker.jobs._x import (
     alert,
@@ -41,7 +42,6 @@ from worker.jobs._x import (
 )
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, job_kind
-from worker.tweet_text import validate_tweet_text
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 RECONCILE_LOOKBACK = 100  # tweets per page searched for an unknown outcome
