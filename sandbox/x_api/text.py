@@ -258,3 +258,18 @@ def tweet_length(text: str) -> int:
 
 def has_invalid_characters(text: str) -> bool:
     return any(char in "\ufffe\ufeff\uffff" for char in text)
+
+
+def contains_url(text: str) -> bool:
+    """Whether X would link something in ``text`` (what makes a post cost the URL price)."""
+    text = unicodedata.normalize("NFC", text)
+    no_url_before = 0  # as in tweet_length: a candidate needs a character no earlier one took
+    for i, char in enumerate(text):
+        if (i > no_url_before and (char.isalnum() or not char.isascii())) or i == 0:
+            found = _scan_url(text, i)
+            if found is not None:
+                end, is_url = found
+                if is_url:
+                    return True
+                no_url_before = end
+    return False

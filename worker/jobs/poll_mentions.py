@@ -7,6 +7,10 @@ X pages newest first. When more mentions arrived than one poll reads (`max_pages
 still moves to the newest, and the gap between the old cursor and the oldest mention read is
 handed to a backfill job (the same kind, with `since_id`/`until_id` in its payload) that walks
 it on, so a burst of mentions is never skipped.
+
+Reads are owned reads ($0.001 a mention: `{id}` is the account itself). The poll never asks X
+for more posts than the monthly read cap leaves: the reservation shrinks to what remains (one
+page of 5 at least, X's smallest `max_results`), and the poll asks for that many.
 """
 
 from __future__ import annotations
@@ -17,10 +21,19 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout, XUsageCapped
+from worker.clients.x import (
+    XCreditsExhausted,
+    XNetworkError,
+    XRateLimited,
+    XServerError,
+    XTimeout,
+    XUsageCapped,
+)
 from worker.conversation.mentions import mention_to_reply_row
 from worker.jobs._x import (
     bot_user_id,
+    budgeted,
+    credits_exhausted,
     rate_limit_snooze,
     record_usage,
     reserved_reads,
@@ -40,6 +53,16 @@ class PollMentionsPayload(BaseModel):
     until_id: str | None = Field(default=None, pattern=r"^\d{1,25}$")
 
 
+# X's smallest page for GET /2/users/:id/mentions (max_results 5..100).
+MIN_PAGE = 5
+
+
+def fit_pages(granted: int, max_results: int, max_pages: int) -> tuple[int, int]:
+    """(posts per page, pages) asking X for no more than `granted` posts in all."""
+    per_page = max(MIN_PAGE, min(max_results, granted))
+    return per_page, max(1, min(max_pages, granted // per_page))
+
+
 @job_kind("poll_mentions", PollMentionsPayload, concurrency=1, lease=timedelta(seconds=60))
 async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[str, Any] | None:
     db = ctx.services.db
@@ -51,24 +74,38 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
         account = await db.fetchrow("get_account")
         since_id = account["mentions_since_id"] if account else None
 
-    budget = payload.max_results * payload.max_pages
+    wanted = payload.max_results * payload.max_pages
+    price = ctx.services.config.pricing.x.owned_read
     try:
-        async with reserved_reads(ctx, budget, requests=payload.max_pages) as reads:
-            page = await ctx.services.x.mentions(
-                user_id,
-                since_id=since_id,
-                until_id=payload.until_id,
-                max_results=payload.max_results,
-                max_pages=payload.max_pages,
-            )
-            reads.served = len(page.tweets)
+        async with reserved_reads(
+            ctx, wanted, requests=payload.max_pages, minimum=MIN_PAGE
+        ) as reads:
+            per_page, pages = fit_pages(reads.amount, payload.max_results, payload.max_pages)
+            async with budgeted(ctx, per_page * pages * price) as spend:
+                page = await ctx.services.x.mentions(
+                    user_id,
+                    since_id=since_id,
+                    until_id=payload.until_id,
+                    max_results=per_page,
+                    max_pages=pages,
+                )
+                reads.served = len(page.tweets)
+                await record_usage(
+                    ctx,
+                    "mentions",
+                    "owned_read",
+                    calls=pages,
+                    post_ids=[t.id for t in page.tweets],
+                    spend=spend,
+                )
     except XRateLimited as exc:
-        raise rate_limit_snooze("mentions", exc.reset_at) from None
+        raise rate_limit_snooze("mentions", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         raise await usage_capped(ctx, "mention polls") from None
+    except XCreditsExhausted:
+        raise await credits_exhausted(ctx, "mention polls") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
-    await record_usage(ctx, "mentions", reads=len(page.tweets))
 
     rows = [
         row
@@ -82,6 +119,7 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
     if page.newest_id and not backfill:
         await db.execute("advance_since_id", {"since_id": page.newest_id})
     result: dict[str, Any] = {
+        "asked": per_page * pages,
         "fetched": len(page.tweets),
         "inserted": len(inserted),
         "since_id": page.newest_id,

@@ -155,7 +155,7 @@ class Worker:
             await self._config_dirty.wait()
             self._config_dirty.clear()
             try:
-                await self.config.reload()
+                self.services.apply_config(await self.config.reload())
             except Exception as exc:
                 logger.warning("config reload failed: {}", redact(str(exc)))
                 await asyncio.sleep(1)
