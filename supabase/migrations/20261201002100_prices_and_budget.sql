@@ -353,6 +353,7 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   m date := public.current_month();
   delta numeric := coalesce(settle_usd.actual, 0) - coalesce(settle_usd.reserved, 0);

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from sandbox.stack import SandboxStack
 from sandbox.x_api import LIKE, MENTIONS
 from tests.waiting import wait_for
+from tests.xaccess import use_enterprise
 from tests.workers import running as run_worker
 from worker.runtime.worker import Worker
 
@@ -59,6 +60,7 @@ def since_id(conn: psycopg.Connection) -> str | None:
 async def test_reply_is_ingested_once_and_liked_once_even_when_polled_twice(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
+    use_enterprise(stack.x, conn)  # likes exist only on Enterprise access
     conn.execute(
         "update public.configs set value = value || '{\"like_mentions\": false}'"
         " where key = 'engagement'"
@@ -101,7 +103,9 @@ async def test_reply_is_ingested_once_and_liked_once_even_when_polled_twice(
         assert set(stored) == {reply.id, mention.id, long_post.id}  # each once
         assert stored[reply.id]["original_tweet_id"] == ours.id
         assert stored[reply.id]["content"] == reply.text
-        assert stored[reply.id]["author_username"] == "alice_dev"
+        # Polling asks no author expansion (a User: Read each); the id identifies the author.
+        assert stored[reply.id]["author_id"] == alice.id
+        assert stored[reply.id]["author_username"] is None
         assert stored[reply.id]["conversation_id"] == ours.id
         assert stored[mention.id]["original_tweet_id"] is None
         assert stored[long_post.id]["content"] == long_text  # the note's full text

@@ -94,7 +94,7 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
                     ctx,
                     "mentions",
                     "owned_read",
-                    calls=pages,
+                    calls=page.requests,
                     post_ids=[t.id for t in page.tweets],
                     spend=spend,
                 )

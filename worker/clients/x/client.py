@@ -361,7 +361,9 @@ class XClient:
                 break
         else:
             complete = token is None
-        return MentionsPage(tweets=tweets, newest_id=newest, users=users, complete=complete)
+        return MentionsPage(
+            tweets=tweets, newest_id=newest, users=users, complete=complete, requests=page + 1
+        )
 
     async def recent_tweets(
         self,

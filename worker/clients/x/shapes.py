@@ -75,6 +75,7 @@ class MentionsPage:
     newest_id: str | None
     users: dict[str, XUser]
     complete: bool  # False when max_pages stopped the walk before X's last page
+    requests: int = 1  # pages asked of X
 
 
 @dataclass(frozen=True)
