@@ -16,8 +16,8 @@ from psycopg.rows import dict_row
 from sandbox.stack import SandboxStack
 from sandbox.x_api import LIKE, MENTIONS
 from tests.waiting import wait_for
-from tests.xaccess import use_enterprise
 from tests.workers import running as run_worker
+from tests.xaccess import use_enterprise
 from worker.runtime.worker import Worker
 
 KINDS = ["poll_mentions", "like_reply"]

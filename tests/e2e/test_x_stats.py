@@ -13,9 +13,8 @@ import contextlib
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-
 import pytest
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from sandbox.stack import SandboxStack

@@ -12,8 +12,8 @@ to another is refused with 401.
 from __future__ import annotations
 
 import re
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
