@@ -325,6 +325,13 @@ begin
   if tg_op = 'UPDATE' and new.status in ('posted', 'failed', 'cancelled', 'rejected') then
     return new;  -- final rows are not re-checked
   end if;
+  -- X bills a post with a URL at $0.20 instead of $0.015 (docs.x.com pricing): say so when it
+  -- is scheduled. The same URL rule as the length door (a scheme, or a bare domain on a common
+  -- TLD); the worker prices the post exactly (twitter-text) when it posts it.
+  if tg_op = 'INSERT' and new.content ~* '(https?://[^\s]|(^|[\s(])([a-z0-9-]+\.)+(com|org|net|io|dev|co|ai|app|me|ly|gg|xyz|info|edu|gov)($|[\s/),.!?]))' then
+    raise notice 'scheduled_tweets: this post contains a URL, which X bills at $% (configs.pricing.x.post_with_url) instead of $% for a post without one',
+      public.x_price('post_with_url'), public.x_price('post');
+  end if;
   if new.quote_tweet_id is not null and not public.x_tier_allows('quotes') then
     raise exception 'scheduled_tweets: %', public.x_capability_notice('quotes')
       using errcode = '23514', hint = 'Post it without quote_tweet_id, or set configs.quotas.plan to your real tier.';

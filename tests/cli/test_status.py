@@ -84,7 +84,7 @@ def test_status_json_on_a_fresh_database(cli: Cli) -> None:
     snap = run.json()
     assert snap["queue"] == {} and snap["upcoming"] == [] and snap["recent"] == []
     assert snap["alerts"] == [] and snap["worker"] is None
-    assert {q["resource"] for q in snap["quota"]} == {"posts", "reads", "openai_usd"}
+    assert {q["resource"] for q in snap["quota"]} == {"posts", "reads", "openai_usd", "spend_usd"}
     assert snap["budget"]["spent_usd"] == 0
 
 

@@ -52,7 +52,9 @@ def _tomorrow() -> datetime:
     return (now + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
 
 
-@job_kind("like_reply", LikeReplyPayload, concurrency=8, lease=timedelta(seconds=30))
+# One like at a time per worker: X allows 50 per 15 minutes anyway, and a refusal of the
+# capability (403 client-forbidden) stops every like behind it before it reaches X.
+@job_kind("like_reply", LikeReplyPayload, concurrency=1, lease=timedelta(seconds=30))
 async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, Any] | None:
     db = ctx.services.db
     reply = await db.fetchrow("get_reply", {"reply_id": payload.reply_id})

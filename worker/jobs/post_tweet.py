@@ -157,7 +157,8 @@ _CAPPED = object()
 
 async def _refuse_on_this_tier(ctx: JobContext, row: dict[str, Any]) -> bool:
     """Fail the row and skip the job when X would refuse it on the configured access tier:
-    before any call, with the reason. Returns whether a reply answers a summoning post."""
+    before any call, with the reason. Returns whether the row replies to a post that summoned
+    the account (billed at the summoned-reply price)."""
     db = ctx.services.db
     if row["quote_tweet_id"]:
         access = await db.fetchrow("x_capability", {"capability": "quotes"})
@@ -167,8 +168,9 @@ async def _refuse_on_this_tier(ctx: JobContext, row: dict[str, Any]) -> bool:
     parent = row["in_reply_to_tweet_id"]
     if not parent:
         return False
-    summoned = bool(await db.fetchval("x_summoned_by", {"tweet_id": parent}))
-    if not summoned:
+    target = await db.fetchrow("x_reply_target", {"tweet_id": parent})
+    summoned = bool(target and target["summoned"])
+    if not summoned and not (target and target["own"]):
         access = await db.fetchrow("x_capability", {"capability": "unsummoned_replies"})
         if access is not None and not access["available"]:
             reason = (

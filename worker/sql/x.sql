@@ -151,8 +151,12 @@ select public.x_capability_available(%(capability)s::text) as available,
 -- name: pause_x_capability
 select public.pause_x_capability(%(capability)s::text, %(detail)s::text);
 
--- name: x_summoned_by
-select public.x_summoned_by(%(tweet_id)s::text);
+-- name: x_reply_target
+-- A reply's target: did it summon the account (a `replies` row: it mentioned or replied to it),
+-- or is it the account's own post (a thread)? Either makes the reply allowed on self-serve
+-- access (SQL x_summoned_by); only the first is billed at the summoned-reply price.
+select exists (select 1 from public.replies r where r.reply_id = %(tweet_id)s::text) as summoned,
+       exists (select 1 from public.tweets t where t.tweet_id = %(tweet_id)s::text) as own;
 
 -- name: set_cap_reset_day
 -- X's own billing cycle (GET /2/usage/tweets cap_reset_day): every monthly counter follows it.
