@@ -200,9 +200,10 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
 declare
   c public.x_capabilities;
-  tier text := public.x_access_tier();
+  current_tier text := public.x_access_tier();
   paused boolean;
 begin
   select * into c from public.x_capabilities x where x.capability = pause_x_capability.capability;
@@ -210,21 +211,21 @@ begin
     raise exception 'unknown X capability "%"', pause_x_capability.capability using errcode = '22023';
   end if;
   insert into public.x_capability_pauses (capability, tier, reason, details)
-  values (c.capability, tier, coalesce(left(detail, 300), 'refused by X'),
-          jsonb_build_object('detail', left(detail, 1000)))
+  values (c.capability, current_tier, coalesce(left(pause_x_capability.detail, 300), 'refused by X'),
+          jsonb_build_object('detail', left(pause_x_capability.detail, 1000)))
   on conflict (capability) do nothing;
   paused := found;
   if paused then
     perform public.raise_alert('critical', 'x_capability_refused', 'x_capability:' || c.capability,
       format('X refused %s on access tier %s (403 %s). %s',
-             c.label, tier, coalesce(left(detail, 200), 'client-forbidden'),
+             c.label, current_tier, coalesce(left(pause_x_capability.detail, 200), 'client-forbidden'),
              case when c.restricted_since is not null
                   then format('X removed %s from self-serve access (pay_per_use, basic, pro) on %s; only %s keeps them (%s). ',
                               c.label, to_char(c.restricted_since, 'YYYY-MM-DD'),
                               array_to_string(c.tiers, ', '), c.source)
                   else '' end
              || format('%s jobs are skipped, not retried, until configs.quotas.plan changes.', c.label)),
-      jsonb_build_object('capability', c.capability, 'tier', tier,
+      jsonb_build_object('capability', c.capability, 'tier', current_tier,
                          'restricted_since', c.restricted_since, 'source', c.source));
   end if;
   return paused;
