@@ -119,6 +119,7 @@ async def test_scheduled_row_with_image_becomes_one_tweet_with_media_and_alt_tex
     tweets = stack.x.posted_tweets()
     assert [t.text for t in tweets] == ["Sunny side of Postgres ☀️"]
     assert len(tweets[0].media_keys) == 1
+    assert tweets[0].made_with_ai is False  # the operator's own image, not a generated one
     media = next(m for m in stack.x.media.values() if m.media_key == tweets[0].media_keys[0])
     assert media.alt_text == alt
     assert media.size == fitted.size  # the very bytes that went to Storage

@@ -117,7 +117,9 @@ def test_the_budget_is_a_hard_stop_with_an_alert_at_80_percent(conn: psycopg.Con
     set_config(conn, "quotas", {"monthly_budget_usd": 1.0})
     assert scalar(conn, "select public.reserve_usd('spend_usd', 0.5)") is True
     # The call cost less than held: settled with the real price.
-    assert _record(conn, "tweets", "post_with_url", posts=1, reserved_usd=Decimal("0.5")) == Decimal("0.20")
+    assert _record(
+        conn, "tweets", "post_with_url", posts=1, reserved_usd=Decimal("0.5")
+    ) == Decimal("0.20")
     assert _used(conn, "spend_usd") == Decimal("0.20")
     assert scalar(conn, "select public.reserve_usd('spend_usd', 0.65)") is True
     (warning,) = open_alerts(conn, "quota_threshold")
