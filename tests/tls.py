@@ -60,7 +60,7 @@ def make_certificates(host: str, directory: Path) -> Certificates:
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
         )
