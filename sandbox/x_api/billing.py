@@ -89,6 +89,12 @@ class Billing:
             self.charges.append(Charge(operation, units, usd, self.clock()))
         return usd
 
+    def start_new_day(self) -> None:
+        """Forget what was billed today, as midnight UTC does: for simulations that compress
+        days (the stand-in's clock is not moved, so timestamps stay comparable)."""
+        with self._lock:
+            self._billed.pop(self._day(), None)
+
     def add_credits(self, usd: float) -> None:
         with self._lock:
             self.credits_usd = (self.credits_usd or 0.0) + usd

@@ -44,10 +44,8 @@ from worker.jobs._x import (
 from worker.jobs.context import JobContext
 from worker.jobs.registry import RetryLater, job_kind
 
-# Posts a timeline page may hold beyond those chirpbase knows of (posted from elsewhere), and
-# the pages walked before the rest is looked up instead.
-TIMELINE_SLACK = 5
-TIMELINE_MAX_PAGES = 3
+# The most pages walked: X serves a user's 3,200 most recent posts; the rest is looked up.
+TIMELINE_MAX_PAGES = 32
 
 
 class CollectStatsPayload(BaseModel):
@@ -83,6 +81,7 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
             for m in await _look_up(ctx, rest):
                 found[m.id] = m
             result["looked_up"] = len(rest)
+        result["requests"] = result.get("timeline_pages", 0) + (len(rest) + 99) // 100
     except XRateLimited as exc:
         endpoint = "users_tweets" if source == "owned_timeline" else "tweets_lookup"
         raise rate_limit_snooze(exc.endpoint or endpoint, exc.reset_at, daily=exc.daily) from None
@@ -113,9 +112,13 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
 
 
 async def _read_timeline(ctx: JobContext, oldest: datetime, expected: int) -> dict[str, Any]:
-    """The account's posts back to `oldest` from its own timeline (owned reads)."""
+    """The account's posts back to `oldest` from its own timeline (owned reads).
+
+    Pages hold as many posts as chirpbase posted since `oldest` (X's smallest page is 5): every
+    post served is billed, so asking for more would bill posts nobody wants. Posts the account
+    made elsewhere push wanted ones off the pages; those are looked up."""
     user_id = await bot_user_id(ctx)
-    per_page = max(5, min(100, expected + TIMELINE_SLACK))
+    per_page = max(5, min(100, expected))
     pages = min(TIMELINE_MAX_PAGES, expected // 100 + 1)
     price = ctx.services.config.pricing.x.owned_read
     async with (
