@@ -343,7 +343,8 @@ async def run(args: argparse.Namespace) -> list[str]:
             conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
             try:
                 await conn.execute(
-                    "update public.configs set value = value || '{\"daily_like_cap\": 100000}'"
+                    "update public.configs set value = value"
+                    ' || \'{"daily_like_cap": 100000, "auto_like": true}\''
                     " where key = 'engagement'"
                 )
                 await conn.execute(

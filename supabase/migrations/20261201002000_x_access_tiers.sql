@@ -232,6 +232,18 @@ begin
 end
 $$;
 
+-- Likes: only where the tier has them and X has not refused them, and only when the operator
+-- asked. X's developer guidelines (docs.x.com/developer-guidelines) say likes "must be directly
+-- initiated by the authenticated user" and that apps "may not offer auto-like features": so
+-- auto_like is off unless set (an Enterprise operator answers for it under X's agreement). A
+-- project whose tier has no likes had auto_like = true to no effect: it now says false, and
+-- turning likes on after moving to Enterprise is a deliberate change.
+update public.configs
+set value = jsonb_set(value, '{auto_like}', 'false'::jsonb)
+where key = 'engagement'
+  and value -> 'auto_like' = 'true'::jsonb
+  and not public.x_tier_allows('likes');
+
 -- Likes: only where the tier has them and X has not refused them. -------------------------------
 create or replace function public.replies_enqueue_like()
 returns trigger
@@ -243,7 +255,7 @@ declare
   engagement jsonb := public.config_value('engagement');
   bot_id text := (select a.user_id from public.x_account a where a.id = 1);
 begin
-  if coalesce((engagement ->> 'auto_like')::boolean, true)
+  if coalesce((engagement ->> 'auto_like')::boolean, false)
      and public.x_capability_available('likes')
      and not new.liked
      and new.author_id is distinct from bot_id

@@ -555,7 +555,7 @@ def _configure(db: Db, plan: Plan) -> int:
     )
     db(
         "update public.configs set value = value || %s where key = 'engagement'",
-        (Jsonb({"daily_like_cap": 100000}),),
+        (Jsonb({"daily_like_cap": 100000, "auto_like": True}),),
     )
     # The stand-in's default text echoes the prompt: near-duplicate checks would refuse it.
     db(

@@ -26,7 +26,7 @@ from sandbox.stack import SandboxStack
 from sandbox.x_api import CREATE_TWEET, LIKE, MENTIONS
 from tests.waiting import wait_for
 from tests.workers import running as run_worker
-from tests.xaccess import set_access_tier
+from tests.xaccess import enable_likes, set_access_tier
 from worker.runtime.worker import Worker
 
 
@@ -96,6 +96,7 @@ async def test_50_replies_on_pay_per_use_make_one_like_attempt_and_one_alert(
     X's client-forbidden problem; the other 49 never reach X."""
     assert stack.x.access_tier == "pay_per_use"
     set_access_tier(conn, "enterprise")
+    enable_likes(conn)
     ours = stack.x.create_tweet(stack.x.me.id, "a post worth replying to")
     conn.execute(
         "insert into public.tweets (tweet_id, content, posted_at) values (%s, %s, now())",
@@ -141,6 +142,7 @@ async def test_50_replies_on_pay_per_use_make_one_like_attempt_and_one_alert(
 async def test_on_pay_per_use_no_like_is_attempted_at_all(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
+    enable_likes(conn)  # even when asked for
     alice = stack.x.add_user("alice")
     stack.x.add_mention(alice.id, "hello bot")
     async with running(stack, dsn, ["poll_mentions", "like_reply"]):

@@ -209,8 +209,10 @@ def _reply(conn: psycopg.Connection, reply_id: str, author: str = "u42", **kw: A
 
 
 def _enterprise(conn: psycopg.Connection) -> None:
-    """Likes exist only on Enterprise access (since 2026-04-20): the like tests run there."""
+    """Likes exist only on Enterprise access (since 2026-04-20) and only when asked for: the
+    like tests run there, with auto_like on."""
     set_config(conn, "quotas", {"plan": "enterprise"})
+    set_config(conn, "engagement", {"auto_like": True})
 
 
 def _like_jobs(conn: psycopg.Connection) -> list[tuple[Any, ...]]:

@@ -51,8 +51,17 @@ def _like_jobs(conn: psycopg.Connection) -> list[str]:
     ]
 
 
+def test_auto_like_is_off_unless_asked(shared_conn: psycopg.Connection) -> None:
+    """X's guidelines forbid apps to offer auto-liking: the shipped row says false (the
+    migration turned off an auto_like that a tier without likes could not use anyway)."""
+    value = scalar(
+        shared_conn, "select value -> 'auto_like' from public.configs where key = 'engagement'"
+    )
+    assert value is False
+
+
 def test_no_like_job_off_enterprise_although_auto_like_is_on(conn: psycopg.Connection) -> None:
-    assert scalar(conn, "select value -> 'auto_like' from public.configs where key = 'engagement'")
+    set_config(conn, "engagement", {"auto_like": True})
     for tier in ("pay_per_use", "basic", "pro"):
         set_config(conn, "quotas", {"plan": tier})
         _reply(conn, f"r-{tier}")
@@ -66,6 +75,7 @@ def test_a_refused_capability_is_paused_once_and_lifted_by_a_new_tier(
     conn: psycopg.Connection,
 ) -> None:
     set_config(conn, "quotas", {"plan": "enterprise"})
+    set_config(conn, "engagement", {"auto_like": True})
     assert scalar(conn, "select public.pause_x_capability('likes', 'client-not-enrolled')") is True
     assert scalar(conn, "select public.pause_x_capability('likes', 'again')") is False
     (alert,) = open_alerts(conn, "x_capability_refused")

@@ -85,13 +85,16 @@ class Generation(_Config):
 
 
 class Engagement(_Config):
-    """Auto-liking replies and mentions.
+    """Auto-liking replies and mentions: off unless the operator turns it on.
 
     Likes happen only where the X access tier has them (Enterprise since 2026-04-20; SQL
-    `x_capability_available('likes')`), so `auto_like` is in effect off on every other tier.
+    `x_capability_available('likes')`). X's developer guidelines say likes "must be directly
+    initiated by the authenticated user" and that apps "may not offer auto-like features"
+    (docs.x.com/developer-guidelines); an Enterprise operator who turns this on answers for it
+    under X's agreement.
     """
 
-    auto_like: bool = True
+    auto_like: bool = False
     like_mentions: bool = True
     daily_like_cap: int = Field(default=200, ge=0, le=100_000)
     skip_authors: list[str] = Field(default_factory=list)
