@@ -434,7 +434,8 @@ class ActivityState:
 
     def _envelope(self, sub: Subscription, tweet: Tweet) -> bytes:
         """The webhook body (event-payloads.mdx "Event envelope"): one event, its Post object
-        as `payload`, the users involved in `includes`. Non-ASCII text is sent as UTF-8."""
+        as `payload`. `includes` as X's examples show it: the author and the mentioned user
+        and the Post for a mention, nothing (`{}`) for a reply. Non-ASCII is sent as UTF-8."""
         data: dict[str, Any] = {
             "event_uuid": "",
             "filter": dict(sub.filter),
@@ -443,12 +444,15 @@ class ActivityState:
         if sub.tag is not None:
             data["tag"] = sub.tag
         data["payload"] = _render_post(tweet)
-        user_ids = dict.fromkeys((tweet.author_id, sub.filter["user_id"]))
-        users = [self.x.users[u] for u in user_ids if u in self.x.users]
-        data["includes"] = {
-            "users": [_render_user(u) for u in users],
-            "tweets": [_render_post(tweet)],
-        }
+        if sub.event_type == "post.reply.create":
+            data["includes"] = {}
+        else:
+            user_ids = dict.fromkeys((tweet.author_id, sub.filter["user_id"]))
+            users = [self.x.users[u] for u in user_ids if u in self.x.users]
+            data["includes"] = {
+                "users": [_render_user(u) for u in users],
+                "tweets": [_render_post(tweet)],
+            }
         return json.dumps({"data": data}, ensure_ascii=False).encode()
 
     def _schedule(self, delivery: Delivery) -> None:

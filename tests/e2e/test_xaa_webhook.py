@@ -59,6 +59,10 @@ class Env:
             raise result.exception
         return result.exit_code, result.stdout, result.stderr
 
+    def usernames(self) -> dict[str, str | None]:
+        rows = self.conn.execute("select reply_id, author_username from public.replies")
+        return dict(rows.fetchall())
+
     def replies(self) -> list[tuple[Any, ...]]:
         return self.conn.execute(
             "select reply_id, source, author_id from public.replies order by reply_id"
@@ -101,19 +105,26 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
 
     fan = x.add_user("xaa_fan")
     mention = x.add_mention(fan.id, "hey @chirpbase_bot, pushed or polled?")
-    await wait_for(lambda: env.replies(), timeout=10, message="the pushed mention")
+    ours = x.create_tweet(x.me.id, "a post of ours")
+    reply = x.add_reply(fan.id, ours.id, "@chirpbase_bot nice post")
+    await wait_for(lambda: len(env.replies()) == 2, timeout=10, message="the pushed posts")
     await x.activity.drain()
-    assert [(d.event_type, d.outcome) for d in x.activity.deliveries] == [
-        ("post.mention.create", "delivered")
+    assert sorted((d.event_type, d.outcome) for d in x.activity.deliveries) == [
+        ("post.mention.create", "delivered"),
+        ("post.reply.create", "delivered"),
     ]
-    assert env.replies() == [(mention.id, "webhook", fan.id)]
+    pushed = sorted([(mention.id, "webhook", fan.id), (reply.id, "webhook", fan.id)])
+    assert env.replies() == pushed
+    assert env.usernames() == {mention.id: "xaa_fan", reply.id: None}  # X's reply events
     assert env.conn.execute(
         "select webhook_last_event_at is not null from public.x_account"
     ).fetchone() == (True,)
 
-    # The same mention polled by the worker: read, not inserted again.
-    async with running(Worker(env.stack.settings(env.dsn, poll_interval_s=0.2),
-                              kinds=["poll_mentions"])):  # fmt: skip
+    # The same posts polled by the worker: read, not inserted again; the poll names the
+    # reply's author, which the reply event did not.
+    async with running(
+        Worker(env.stack.settings(env.dsn, poll_interval_s=0.2), kinds=["poll_mentions"])
+    ):
         job = env.conn.execute("select public.enqueue_job('poll_mentions')").fetchone()[0]
 
         def finished() -> Any:
@@ -122,8 +133,9 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
             ).fetchone()
 
         (result,) = await wait_for(finished, timeout=15, message="the poll")
-    assert (result["fetched"], result["inserted"]) == (1, 0)
-    assert env.replies() == [(mention.id, "webhook", fan.id)]
+    assert (result["fetched"], result["inserted"]) == (2, 0)
+    assert env.replies() == pushed
+    assert env.usernames() == {mention.id: "xaa_fan", reply.id: "xaa_fan"}
 
     # A delivery with a bad signature is refused by the function and stores nothing.
     forged = json.loads(x.activity.deliveries[0].body)
@@ -138,7 +150,7 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
             headers={"x-twitter-webhooks-signature": sign("not-the-consumer-secret", body)},
         )
     assert refused.status_code == 403
-    assert len(env.replies()) == 1
+    assert len(env.replies()) == 2
 
     code, out, _ = await env.cli("webhook", "status", "--json")
     status = json.loads(out)
@@ -146,7 +158,7 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
     assert status["webhook"]["valid"] is True and status["webhook"]["last_event_at"]
     assert sorted(s["event_type"] for s in status["webhook"]["subscriptions"]) == EVENTS
     assert status["costs"]["polls_per_day"] == 1440  # the default schedule: every minute
-    assert status["volume"]["by_webhook_30d"] == 1
+    assert status["volume"]["by_webhook_30d"] == 2
 
 
 async def test_register_twice_creates_nothing_twice_and_remove_undoes_it(env: Env) -> None:

@@ -349,8 +349,10 @@ async def test_a_reply_fires_reply_create_and_not_an_implicit_mention(world: Wor
     world.state.add_reply(fan.id, ours.id, "@chirpbase_bot great post")
     await world.activity.drain()
     assert [e["data"]["event_type"] for e in envelopes(world)] == [REPLY_EVENT]
-    reply = envelopes(world)[0]["data"]["payload"]
-    assert reply["in_reply_to_tweet_id"] == ours.id and reply["display_text_range"][0] == 15
+    reply = envelopes(world)[0]["data"]
+    assert reply["payload"]["in_reply_to_tweet_id"] == ours.id
+    assert reply["payload"]["display_text_range"][0] == 15
+    assert reply["includes"] == {}  # as X's post.reply.create example: the author is not named
     # A reply that also names the account in its own text is a mention too.
     world.state.add_reply(fan.id, ours.id, "@chirpbase_bot thanks @chirpbase_bot")
     # A reply to someone else's reply in the thread is not a direct reply to the account.
