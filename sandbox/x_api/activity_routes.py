@@ -138,14 +138,18 @@ async def list_webhooks(request: web.Request) -> web.Response:
     return _json({"data": hooks, "meta": {"result_count": len(hooks)}})
 
 
+def _path_id(request: web.Request, name: str) -> str | web.Response:
+    """A path id as openapi.json requires it (`^[0-9]{1,19}$`), or X's 400."""
+    value = request.match_info[name]
+    if not a.ID.match(value):
+        return _invalid(f"The `{name}` path parameter value [{value}] is not valid", name, value)
+    return value
+
+
 def _webhook(request: web.Request) -> a.Webhook | web.Response:
-    webhook_id = request.match_info["webhook_id"]
-    if not a.ID.match(webhook_id):
-        return _invalid(
-            f"The `webhook_id` path parameter value [{webhook_id}] is not valid",
-            "webhook_id",
-            webhook_id,
-        )
+    webhook_id = _path_id(request, "webhook_id")
+    if isinstance(webhook_id, web.Response):
+        return webhook_id
     webhook = _activity(request).webhooks.get(webhook_id)
     if webhook is None:
         return _refused("WebhookIdInvalid", f"no webhook {webhook_id} for this application")
@@ -301,13 +305,9 @@ async def list_subscriptions(request: web.Request) -> web.Response:
 
 async def delete_subscription(request: web.Request) -> web.Response:
     activity = _activity(request)
-    sub_id = request.match_info["subscription_id"]
-    if not a.ID.match(sub_id):
-        return _invalid(
-            f"The `subscription_id` path parameter value [{sub_id}] is not valid",
-            "subscription_id",
-            sub_id,
-        )
+    sub_id = _path_id(request, "subscription_id")
+    if isinstance(sub_id, web.Response):
+        return sub_id
     if activity.subscriptions.pop(sub_id, None) is None:
         return _refused("SubscriptionIdInvalid", f"no subscription {sub_id} for this application")
     return _json(

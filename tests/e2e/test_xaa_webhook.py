@@ -55,6 +55,8 @@ class Env:
         argv = [*args, "--database-url", self.dsn]
         result = await asyncio.to_thread(CliRunner().invoke, app, argv, env=env)
         assert "Traceback" not in result.output, result.output
+        for secret in CREDENTIALS.values():
+            assert secret not in result.output, "a credential reached the CLI's output"
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         return result.exit_code, result.stdout, result.stderr

@@ -370,14 +370,18 @@ async def test_a_reply_fires_reply_create_and_not_an_implicit_mention(world: Wor
     ]
 
 
+async def mention_while_the_consumer_fails(w: World) -> None:
+    """A mention delivered while the consumer answers 503; it answers 200 again afterwards."""
+    hook = await registered(w)
+    await w.api.subscribe(MENTION_EVENT, w.state.me.id, webhook_id=hook)
+    w.consumer.mode = "error"
+    w.state.add_mention(w.state.add_user("fan").id, "@chirpbase_bot are you there")
+    await w.activity.drain()
+    w.consumer.mode = "ok"
+
+
 async def test_a_failed_delivery_is_not_retried_on_self_serve(world: World) -> None:
-    hook = await registered(world)
-    await world.api.subscribe(MENTION_EVENT, world.state.me.id, webhook_id=hook)
-    world.consumer.mode = "error"
-    fan = world.state.add_user("fan")
-    world.state.add_mention(fan.id, "@chirpbase_bot are you there")
-    await world.activity.drain()
-    world.consumer.mode = "ok"
+    await mention_while_the_consumer_fails(world)
     world.state.advance_time(3600)
     await world.activity.tick()
     await world.activity.drain()
@@ -388,13 +392,7 @@ async def test_a_failed_delivery_is_not_retried_on_self_serve(world: World) -> N
 
 async def test_enterprise_retries_resend_the_same_event_on_x_clock(world: World) -> None:
     world.activity.retry_delays = ENTERPRISE_RETRY_DELAYS
-    hook = await registered(world)
-    await world.api.subscribe(MENTION_EVENT, world.state.me.id, webhook_id=hook)
-    world.consumer.mode = "error"
-    fan = world.state.add_user("fan")
-    world.state.add_mention(fan.id, "@chirpbase_bot retry me")
-    await world.activity.drain()
-    world.consumer.mode = "ok"
+    await mention_while_the_consumer_fails(world)
     await world.activity.tick()  # not due yet
     assert len(world.activity.deliveries[0].attempts) == 1
     world.state.advance_time(ENTERPRISE_RETRY_DELAYS[0])
