@@ -251,3 +251,18 @@ async def test_the_one_webhook_of_pay_per_use_is_reported_and_replace_takes_its_
     assert code == 0 and "deleted webhook" in out, out
     assert [w.url for w in x.activity.webhooks.values()] == [URL]
     assert {s.webhook_id for s in x.activity.subscriptions.values()} == set(x.activity.webhooks)
+
+
+async def test_status_when_x_does_not_answer_still_shows_the_record_and_the_costs(
+    env: Env,
+) -> None:
+    x = env.stack.x
+    env.conn.execute("update public.x_account set user_id = %s where id = 1", (x.me.id,))
+    assert (await env.cli("webhook", "register", "--url", URL))[0] == 0
+    x.fail_next("GET /2/webhooks", 3, status=503)  # every attempt of the (retried) read
+    code, out, _ = await env.cli("webhook", "status", "--json")
+    status = json.loads(out)
+    assert code == 1 and status["webhook"]["state"] == "x_unreachable"
+    assert status["webhook"]["url"] == URL and status["webhook"]["valid"] is True  # recorded
+    assert status["costs"]["per_month_usd"]["polling"] == 0.0  # no mention yet
+    assert x.request_count("GET /2/webhooks", status=503) == 3

@@ -259,7 +259,8 @@ async def remove(x: ActivityApi, db: Store, *, webhook_id: str | None = None) ->
 class WebhookHealth:
     """What `chirpbase webhook status` shows."""
 
-    state: str  # ok | not_registered | missing_at_x | invalid | missing_subscriptions | quiet
+    # ok | not_registered | missing_at_x | invalid | missing_subscriptions | quiet | x_unreachable
+    state: str
     message: str
     url: str | None
     webhook_id: str | None
@@ -293,9 +294,25 @@ async def health(
     url, webhook_id, user_id = row.get("webhook_url"), row.get("webhook_id"), row.get("user_id")
     last = row.get("webhook_last_event_at")
     polled_first = int(volume.get("polled_first_since_registered") or 0)
-    hooks = await x.webhooks()
+    try:
+        hooks = await x.webhooks()
+        subs = [s for s in await x.subscriptions() if webhook_id and s.webhook_id == webhook_id]
+    except XError as exc:
+        # What chirpbase recorded (and the cost comparison) is still worth showing.
+        recorded = row.get("webhook_valid")
+        unknown = WebhookHealth(
+            "x_unreachable",
+            f"X did not answer: {exc}",
+            url,
+            webhook_id,
+            recorded if isinstance(recorded, bool) else None,
+            [],
+            [],
+            last,
+            polled_first,
+        )
+        return unknown, volume
     hook = next((h for h in hooks if h.id == webhook_id), None) if webhook_id else None
-    subs = [s for s in await x.subscriptions() if webhook_id and s.webhook_id == webhook_id]
     if hook is not None:
         await db.execute("mark_webhook_checked", {"webhook_id": hook.id, "valid": hook.valid})
     ours = [s for s in subs if s.user_id == user_id]
