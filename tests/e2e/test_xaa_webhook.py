@@ -266,3 +266,17 @@ async def test_status_when_x_does_not_answer_still_shows_the_record_and_the_cost
     assert status["webhook"]["url"] == URL and status["webhook"]["valid"] is True  # recorded
     assert status["costs"]["per_month_usd"]["polling"] == 0.0  # no mention yet
     assert x.request_count("GET /2/webhooks", status=503) == 3
+
+
+async def test_registering_a_new_url_retires_the_previous_webhook(env: Env) -> None:
+    """Where X allows several webhooks (Enterprise), moving the URL leaves no second copy of
+    the subscriptions delivering (and billing) every event again."""
+    x = env.stack.x
+    x.activity.webhook_limit = 5
+    env.conn.execute("update public.x_account set user_id = %s where id = 1", (x.me.id,))
+    assert (await env.cli("webhook", "register", "--url", f"{PUBLIC}/functions/v1/v1"))[0] == 0
+    code, out, _ = await env.cli("webhook", "register", "--url", URL)
+    assert code == 0 and "registered webhook" in out and "deleted webhook" in out, out
+    assert [w.url for w in x.activity.webhooks.values()] == [URL]
+    assert len(x.activity.subscriptions) == 2
+    assert {s.webhook_id for s in x.activity.subscriptions.values()} == set(x.activity.webhooks)

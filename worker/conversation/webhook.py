@@ -9,7 +9,9 @@
    webhook, created only when X does not already have them (X would accept a second one and
    deliver every event twice); extra copies left by an earlier run are deleted;
 3. the ids are recorded in `x_account` and `x_activity_subscriptions` after each step, so a
-   run killed half way leaves nothing unknown: the next run finds what X has and goes on.
+   run killed half way leaves nothing unknown: the next run finds what X has and goes on;
+4. a webhook chirpbase registered before for another URL is removed once the new one is in
+   place (its subscriptions would deliver every event twice, and X bills each delivery).
 
 X is the truth and is asked first every time, which is what makes `register` idempotent:
 running it twice creates nothing twice. When a call's outcome is unknown (timeout, dropped
@@ -114,8 +116,15 @@ async def register(
     if problem:
         raise WebhookError(f"cannot register {url}: {problem}")
     actions: list[str] = []
+    previous = (await db.fetchrow("webhook_registration") or {}).get("webhook_id")
     webhook = await _webhook_for(x, url, replace=replace, actions=actions)
     await db.execute("save_webhook", {"webhook_id": webhook.id, "url": url, "valid": webhook.valid})
+    if previous and previous != webhook.id:
+        # chirpbase's earlier webhook (another URL): its subscriptions would deliver (and be
+        # billed) a second time. The new one is in place first, so no event falls in a gap.
+        old = next((h for h in await x.webhooks() if h.id == previous), None)
+        if old is not None:
+            await _delete_webhook(x, old, actions)
 
     subs = await x.subscriptions()
     kept: list[ActivitySubscription] = []
