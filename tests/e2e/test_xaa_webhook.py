@@ -186,6 +186,8 @@ async def test_register_twice_creates_nothing_twice_and_remove_undoes_it(env: En
     )
     code, out, _ = await env.cli("webhook", "remove")
     assert code == 0 and "nothing to remove" in out
+    code, _, err = await env.cli("webhook", "remove", "--webhook-id", "latest")
+    assert code == 2 and "numeric" in err
     code, out, _ = await env.cli("webhook", "status")
     assert code == 0 and "not_registered" in out
 
