@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.x_api import access
+from sandbox.x_api import access, activity, activity_routes
 from sandbox.x_api import state as s
 from sandbox.x_api.billing import payment_required
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
@@ -46,6 +46,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2/media/metadata$"), s.MEDIA_METADATA),
     ("GET", re.compile(r"^/2/usage/tweets$"), s.USAGE),
 ]
+_ROUTES.extend(activity.ROUTES)  # the X Activity API and webhooks (activity_routes.py)
 # Which authentication each endpoint accepts (X's docs): user = OAuth 1.0a user context,
 # app = OAuth 2.0 app-only bearer token.
 _AUTH: dict[str, frozenset[str]] = {
@@ -60,6 +61,7 @@ _AUTH: dict[str, frozenset[str]] = {
     s.MEDIA_METADATA: frozenset({"user"}),
     s.USAGE: frozenset({"app"}),
 }
+_AUTH.update(activity.AUTH)
 _READ_ENDPOINTS = {s.MENTIONS, s.USER_TWEETS, s.LOOKUP}
 _IMAGE_LIMIT = 5 * 1024 * 1024
 _GIF_LIMIT = 15 * 1024 * 1024
@@ -1078,6 +1080,7 @@ def create_app(state: s.XState | None = None) -> web.Application:
     app.router.add_post("/_sandbox/access", sandbox_access)
     app.router.add_post("/_sandbox/credits", sandbox_credits)
     app.router.add_post("/_sandbox/day_limits", sandbox_day_limits)
+    activity_routes.install(app, app[STATE_KEY].activity)
     app.on_shutdown.append(_release_on_shutdown)
     return app
 

@@ -8,7 +8,7 @@ a fresh project.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
@@ -130,23 +130,39 @@ class XPrices(_Config):
     activity_event: float = Field(default=0.005, ge=0, le=100)  # X Activity API event
 
 
+class TokenPrice(_Config):
+    """USD per 1M tokens for an OpenAI text model."""
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    output: float = Field(ge=0)
+
+
+class ImagePrice(_Config):
+    """USD per 1M tokens for an OpenAI image model; ``per_image`` when no usage is reported."""
+
+    text_input: float = Field(ge=0)
+    image_input: float = Field(default=0.0, ge=0)
+    output: float = Field(ge=0)
+    per_image: float = Field(ge=0)
+
+
+class OpenAIPrices(_Config):
+    """Overrides of the worker's OpenAI price table (worker.clients.ai.pricing), per model."""
+
+    text: dict[str, TokenPrice] = Field(default_factory=dict)
+    image: dict[str, ImagePrice] = Field(default_factory=dict)
+    moderation_per_call: float | None = Field(default=None, ge=0)
+
+
 class PricingConfig(_Config):
-    """Prices per operation: X's under `x`, OpenAI's under `openai` (overrides of the worker's
-    per-model table, same shape as worker.clients.ai.pricing.Pricing), with their date and
-    source. SQL `x_price()` reads the same row."""
+    """Prices per operation: X's under `x`, OpenAI's under `openai` (per-model overrides of the
+    worker's table), with their date and source. SQL `x_price()` reads the same row."""
 
     as_of: date = date(2026, 4, 20)
     source: str = "https://docs.x.com/x-api/getting-started/pricing"
     x: XPrices = Field(default_factory=XPrices)
-    openai: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("openai")
-    @classmethod
-    def _openai_table(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from worker.clients.ai.pricing import Pricing
-
-        Pricing().merged(v)  # raises ValidationError when a price is missing or malformed
-        return v
+    openai: OpenAIPrices = Field(default_factory=OpenAIPrices)
 
 
 class Alerts(_Config):

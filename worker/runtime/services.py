@@ -45,7 +45,7 @@ class Services:
         """The OpenAI price table: the worker's defaults with configs.pricing.openai on top."""
         from worker.clients.ai import Pricing
 
-        return Pricing().merged(self.config.pricing.openai)
+        return Pricing().merged(self.config.pricing.openai.model_dump(exclude_none=True))
 
     def apply_config(self, changed: list[str]) -> None:
         """Hand changed configs to the clients already made (prices, for now)."""
