@@ -21,8 +21,9 @@ Three prices for the same month, all from the same `pricing` row:
 
 * chirpbase: what `api_usage` recorded for X (checked against what the stand-in billed);
 * physical minimum: the posts and alt texts at their operation's price, each mention read once
-  as an owned read, and each post under 7 days old read once a day as an owned read (the
-  cheapest endpoint for each read, once-per-day billing);
+  as an owned read, each author's username read once (a user read), and each post under 7 days
+  old read once a day as an owned read (the cheapest endpoint for each read, once-per-day
+  billing);
 * naive collector: the same posts and mentions, stats by hourly lookups ($0.005 a post),
   every read billed (no once-a-day dedupe).
 
@@ -78,6 +79,7 @@ class Month:
     posts: Counter[str] = field(default_factory=Counter)  # operation -> count
     alt_texts: int = 0
     mentions: int = 0
+    authors: set[str] = field(default_factory=set)  # people who mentioned the account
     alive_per_day: list[int] = field(default_factory=list)  # posts read at least once a day
     alive_per_collection: list[int] = field(default_factory=list)
 
@@ -198,6 +200,7 @@ async def simulate(stack: SandboxStack, conn: psycopg.Connection, dsn: str, args
                             else:
                                 stack.x.add_mention(fan.id, f"hello @chirpbase_bot {i}")
                             month.mentions += 1
+                            month.authors.add(fan.id)
                         await finished(conn, enqueue(conn, "poll_mentions"))
                     alive = [
                         r[0]
@@ -222,11 +225,13 @@ def price_month(month: Month, prices: PricingConfig) -> dict[str, dict[str, floa
     posts = sum(getattr(x, op) * count for op, count in month.posts.items())
     alt = month.alt_texts * x.media_metadata
     mentions = month.mentions * x.owned_read
+    authors = len(month.authors) * x.user_read  # each author named once (a User: Read)
     return {
         "minimum": {
             "posts": posts,
             "alt text": alt,
             "mentions": mentions,
+            "authors": authors,
             "stats": sum(month.alive_per_day) * x.owned_read,
             "identity": 0.0,
         },
@@ -234,6 +239,7 @@ def price_month(month: Month, prices: PricingConfig) -> dict[str, dict[str, floa
             "posts": posts,
             "alt text": alt,
             "mentions": mentions,
+            "authors": authors,
             "stats": sum(month.alive_per_collection) * x.post_read,
             "identity": 0.0,
         },
@@ -245,6 +251,7 @@ def recorded(conn: psycopg.Connection) -> dict[str, float]:
         "posts": ("tweets",),
         "alt text": ("media_metadata", "media_upload"),
         "mentions": ("mentions",),
+        "authors": ("users_lookup",),
         "stats": ("users_tweets", "tweets_lookup"),
         "identity": ("me",),
     }

@@ -45,6 +45,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2/media/upload$"), s.MEDIA_UPLOAD),
     ("POST", re.compile(r"^/2/media/metadata$"), s.MEDIA_METADATA),
     ("GET", re.compile(r"^/2/usage/tweets$"), s.USAGE),
+    ("GET", re.compile(r"^/2/users$"), s.USERS_LOOKUP),
 ]
 _ROUTES.extend(activity.ROUTES)  # the X Activity API and webhooks (activity_routes.py)
 # Which authentication each endpoint accepts (X's docs): user = OAuth 1.0a user context,
@@ -60,6 +61,7 @@ _AUTH: dict[str, frozenset[str]] = {
     s.MEDIA_UPLOAD: frozenset({"user"}),
     s.MEDIA_METADATA: frozenset({"user"}),
     s.USAGE: frozenset({"app"}),
+    s.USERS_LOOKUP: frozenset({"user", "app"}),
 }
 _AUTH.update(activity.AUTH)
 _READ_ENDPOINTS = {s.MENTIONS, s.USER_TWEETS, s.LOOKUP}
@@ -763,6 +765,46 @@ async def lookup(request: web.Request) -> web.Response:
     return _json(respell(body, state.spec))
 
 
+async def users_lookup(request: web.Request) -> web.Response:
+    """``GET /2/users?ids=`` (1 to 100 ids): users found in ``data``, the others as
+    resource-not-found errors. A User: Read each, once a UTC day (billing.py)."""
+    state = _state(request)
+    raw = request.query.get("ids")
+    if not raw:
+        return invalid_request(
+            [{"parameters": {"ids": []}, "message": "The `ids` query parameter can not be empty"}]
+        )
+    ids = raw.split(",")
+    if len(ids) > 100:
+        return _param_error(
+            "ids",
+            raw,
+            f"The number of values in the `ids` query parameter list [{len(ids)}] "
+            "is not between 1 and 100",
+        )
+    for user_id in ids:
+        if not user_id.isdigit():
+            return _param_error(
+                "ids", user_id, f"The `ids` query parameter value [{user_id}] is not valid"
+            )
+    fields = _fields(request, "user.fields")
+    data = []
+    errors = []
+    for user_id in dict.fromkeys(ids):
+        user = state.users.get(user_id)
+        if user is None:
+            errors.append(_not_found("user", user_id, "ids"))
+        else:
+            data.append(user.to_json(fields))
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if errors:
+        body["errors"] = errors
+    state.billing.read("user_read", "user", [u["id"] for u in data])
+    return _json(body)
+
+
 async def media_upload(request: web.Request) -> web.Response:
     state = _state(request)
     category = "tweet_image"
@@ -1065,6 +1107,7 @@ def create_app(state: s.XState | None = None) -> web.Application:
     app.router.add_post("/2/media/upload", media_upload)
     app.router.add_post("/2/media/metadata", media_metadata)
     app.router.add_get("/2/usage/tweets", usage)
+    app.router.add_get("/2/users", users_lookup)
     app.router.add_get("/_sandbox/state", sandbox_state)
     app.router.add_get("/_sandbox/credentials", sandbox_credentials)
     app.router.add_post("/_sandbox/users", sandbox_add_user)

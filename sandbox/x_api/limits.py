@@ -13,6 +13,7 @@ also a 24-hour limit:
 | GET /2/users/:id/mentions | 450/15min          | 300/15min              |
 | POST /2/users/:id/likes   | -                  | 50/15min, 1,000/24hrs  |
 | GET /2/users/me           | -                  | 75/15min               |
+| GET /2/users              | 300/15min          | 900/15min              |
 | POST /2/media/upload      | 50,000/24hrs       | 500/15min              |
 | POST /2/media/metadata    | 50,000/24hrs       | 500/15min              |
 | GET /2/usage/tweets       | 50/15min           | -                      |
@@ -46,6 +47,7 @@ from sandbox.x_api.state import (
     MENTIONS,
     USAGE,
     USER_TWEETS,
+    USERS_LOOKUP,
     RateLimitRule,
     RateWindow,
 )
@@ -65,6 +67,7 @@ PUBLISHED_15_MIN: dict[str, RateLimitRule] = {
     MEDIA_UPLOAD: RateLimitRule(500),
     MEDIA_METADATA: RateLimitRule(500),
     USAGE: RateLimitRule(50),
+    USERS_LOOKUP: RateLimitRule(900),
 }
 
 #: 24-hour limits: (scope of the window, limit).

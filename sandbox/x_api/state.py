@@ -30,6 +30,7 @@ LOOKUP = "GET /2/tweets"
 MEDIA_UPLOAD = "POST /2/media/upload"
 MEDIA_METADATA = "POST /2/media/metadata"
 USAGE = "GET /2/usage/tweets"
+USERS_LOOKUP = "GET /2/users"
 ENDPOINTS = (
     ME,
     CREATE_TWEET,
@@ -41,6 +42,7 @@ ENDPOINTS = (
     MEDIA_UPLOAD,
     MEDIA_METADATA,
     USAGE,
+    USERS_LOOKUP,
 )
 
 PUBLIC_METRICS = (

@@ -256,3 +256,15 @@ async def test_answers_parse_in_either_naming_of_the_spec(served: Served, spec: 
     # The walk stops at the first post older than asked (it was served, and billed, too).
     assert timeline.served_ids == [ours.id, old.id] and timeline.complete
     assert timeline.metrics[0].retweets == 3
+
+
+async def test_users_are_looked_up_100_a_request_and_billed_once_a_day(served: Served) -> None:
+    state = served.state
+    people = [state.add_user(f"person_{i}") for i in range(120)]
+    client = served.client()
+    found = await client.users([p.id for p in people] + ["1234567890"])  # one unknown id
+    assert sorted(u.username for u in found) == sorted(p.username for p in people)
+    assert state.request_count("GET /2/users") == 2
+    assert state.billing.by_operation() == {"user_read": pytest.approx(1.20)}
+    await client.users([people[0].id])  # the same user again today: not billed again
+    assert state.billing.by_operation() == {"user_read": pytest.approx(1.20)}

@@ -11,6 +11,12 @@ it on, so a burst of mentions is never skipped.
 Reads are owned reads ($0.001 a mention: `{id}` is the account itself). The poll never asks X
 for more posts than the monthly read cap leaves: the reservation shrinks to what remains (one
 page of 5 at least, X's smallest `max_results`), and the poll asks for that many.
+
+Authors are named without X's `author_id` expansion, which would bill a User: Read ($0.010)
+for every author of every poll, every day: a row gets the username another row of the same
+author already has (a webhook event carries it), and only authors nobody has named yet are
+looked up, once (`GET /2/users`, 100 a request). Naming is best effort: a refusal leaves the
+username empty for the next poll to fill, and never fails the poll.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.clients.x import (
     XCreditsExhausted,
+    XError,
     XNetworkError,
     XRateLimited,
     XServerError,
@@ -40,7 +47,7 @@ from worker.jobs._x import (
     usage_capped,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import RetryLater, job_kind
+from worker.jobs.registry import RetryLater, Snooze, job_kind
 
 
 class PollMentionsPayload(BaseModel):
@@ -114,14 +121,17 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
     ]
 
     inserted = []
+    named = 0
     if rows:
         inserted = [r["reply_id"] for r in await db.fetch("insert_replies", {"rows": Jsonb(rows)})]
+        named = await name_authors(ctx, [r["author_id"] for r in rows])
     if page.newest_id and not backfill:
         await db.execute("advance_since_id", {"since_id": page.newest_id})
     result: dict[str, Any] = {
         "asked": per_page * pages,
         "fetched": len(page.tweets),
         "inserted": len(inserted),
+        "authors_looked_up": named,
         "since_id": page.newest_id,
     }
     if not page.complete and page.tweets and since_id is not None:
@@ -139,3 +149,32 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
             dedupe_key=f"poll_mentions:backfill:{since_id or 0}:{oldest}",
         )
     return result
+
+
+async def name_authors(ctx: JobContext, author_ids: list[str]) -> int:
+    """Give the authors' rows their usernames: from rows that know them, else from X once.
+    Returns how many authors were looked up on X."""
+    db = ctx.services.db
+    unknown = [r["author_id"] for r in await db.fetch("name_authors", {"ids": author_ids})]
+    if not unknown:
+        return 0
+    price = ctx.services.config.pricing.x.user_read
+    try:
+        async with budgeted(ctx, len(unknown) * price) as spend:
+            users = await ctx.services.x.users(unknown)
+            await record_usage(
+                ctx,
+                "users_lookup",
+                "user_read",
+                calls=(len(unknown) + 99) // 100,
+                user_ids=[u.id for u in users],
+                spend=spend,
+            )
+    except (XError, Snooze) as exc:  # usernames are for people reading rows: never worth a retry
+        ctx.log.info("authors left unnamed for now ({})", type(exc).__name__)
+        return 0
+    await db.execute(
+        "set_author_usernames",
+        {"users": Jsonb([{"author_id": u.id, "username": u.username} for u in users])},
+    )
+    return len(unknown)

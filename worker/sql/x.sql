@@ -181,3 +181,28 @@ where tweet_id is not null and posted_at >= %(since)s::timestamptz;
 -- name: pricing_config
 -- The prices row as stored (validated by the caller with worker.config.models.PricingConfig).
 select public.config_value('pricing');
+
+-- name: name_authors
+-- Names these authors' rows from any row that knows the username (free: a webhook event or an
+-- earlier lookup named them); returns the authors nobody has named yet.
+with asked as (
+  select distinct a as author_id from unnest(%(ids)s::text[]) as a
+), known as (
+  select distinct on (r.author_id) r.author_id, r.author_username
+  from public.replies r join asked on asked.author_id = r.author_id
+  where r.author_username is not null
+  order by r.author_id, r.ingested_at desc
+), named as (
+  update public.replies p set author_username = k.author_username
+  from known k
+  where p.author_id = k.author_id and p.author_username is null
+  returning 1
+)
+select asked.author_id from asked
+where not exists (select 1 from known k where k.author_id = asked.author_id);
+
+-- name: set_author_usernames
+-- Usernames X gave for authors (GET /2/users), on every row of theirs that has none.
+update public.replies p set author_username = u.username
+from jsonb_to_recordset(%(users)s) as u(author_id text, username text)
+where p.author_id = u.author_id and p.author_username is null and u.username <> '';

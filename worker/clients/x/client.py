@@ -365,6 +365,30 @@ class XClient:
             tweets=tweets, newest_id=newest, users=users, complete=complete, requests=page + 1
         )
 
+    async def users(self, ids: Iterable[str]) -> list[XUser]:
+        """``GET /2/users?ids=...`` (100 a request): who these accounts are. X bills a User: Read
+        ($0.010) per user returned, once a UTC day; unknown ids are left out."""
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        found: list[XUser] = []
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            call = partial(
+                self._client.get_users,
+                ids=unique[start : start + _LOOKUP_BATCH],
+                user_fields=["username", "name"],
+                user_auth=True,
+            )
+            body = await self._run("users_lookup", call, read=True)
+            for user in body.get("data") or []:
+                if isinstance(user, dict) and user.get("id"):
+                    found.append(
+                        XUser(
+                            id=str(user["id"]),
+                            username=str(user.get("username") or ""),
+                            name=str(user.get("name") or ""),
+                        )
+                    )
+        return found
+
     async def recent_tweets(
         self,
         user_id: str,

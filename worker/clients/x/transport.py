@@ -36,6 +36,7 @@ _ENDPOINTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/2/media/upload$"), "media_upload"),
     ("POST", re.compile(r"^/2/media/metadata$"), "media_metadata"),
     ("GET", re.compile(r"^/2/usage/tweets$"), "usage"),
+    ("GET", re.compile(r"^/2/users$"), "users_lookup"),
 )
 
 
@@ -51,6 +52,7 @@ ENDPOINT_ALIASES = {
     "POST /2/media/upload": "media_upload",
     "POST /2/media/metadata": "media_metadata",
     "GET /2/usage/tweets": "usage",
+    "GET /2/users": "users_lookup",
 }
 
 
