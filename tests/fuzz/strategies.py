@@ -8,7 +8,6 @@ purpose so the tests can check the refusal is clean.
 from __future__ import annotations
 
 import datetime
-
 import json
 import types
 import typing
