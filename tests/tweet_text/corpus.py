@@ -12,8 +12,10 @@ here states an expected length: the expectations are twitter-text's answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from tests.tweet_text import oracle
+from worker.content.tweet_text import weighted_length
 
 ZWJ = "\u200d"
 VS16 = "\ufe0f"
@@ -195,6 +197,9 @@ STANDALONE: dict[str, str] = {
     "tags_run": "\U000e0067" * 150,
 }
 
+# X's count (the worker's) of a text, computed once per run: several modules check the corpus.
+exact_length = cache(weighted_length)
+
 _FILLERS = {"latin": ("a", 1), "cjk": ("日", 2), "emoji": ("\U0001f600", 2)}
 TARGETS = (279, 280, 281)
 
@@ -268,6 +273,11 @@ def _compose(filler: str, snippet: str, layout: str) -> str:
 
 def boundary_corpus() -> list[Case]:
     """Every snippet padded to 279/280/281 (twitter-text's count) in every layout, plus STANDALONE."""
+    return list(_boundary_corpus())
+
+
+@cache
+def _boundary_corpus() -> tuple[Case, ...]:
     snippet_weights = dict(
         zip(
             SNIPPETS,
@@ -285,7 +295,7 @@ def boundary_corpus() -> list[Case]:
     references = oracle.parse([text for _, text in named])
     # What twitter-text counts beyond 2 for each newer emoji, taken off where it occurs.
     surplus = {SNIPPETS[key]: snippet_weights[key] - 2 for key in NEWER_EMOJI}
-    return [
+    return tuple(
         Case(
             name,
             text,
@@ -293,4 +303,4 @@ def boundary_corpus() -> list[Case]:
             ref.weighted_length - sum(text.count(e) * extra for e, extra in surplus.items()),
         )
         for (name, text), ref in zip(named, references, strict=True)
-    ]
+    )

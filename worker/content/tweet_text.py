@@ -68,6 +68,7 @@ __all__ = [
     "extract_url_spans",
     "generic_tlds",
     "is_valid_tweet_text",
+    "known_emoji_sequences",
     "measure",
     "validate_tweet_text",
     "weighted_length",
@@ -180,6 +181,11 @@ def _emoji_sequences() -> _EmojiSequences:
         first_chars=frozenset(sequence[0] for sequence in sequences),
         longest=max(map(len, sequences)),
     )
+
+
+def known_emoji_sequences() -> frozenset[str]:
+    """Every multi-code-point emoji X counts as one (2): twitter-text's and newer RGI ones."""
+    return _emoji_sequences().sequences
 
 
 def _emoji_end(text: str, index: int) -> int | None:
