@@ -36,7 +36,6 @@ declare
   cps integer[];
   to_dot integer[];  -- code points to the next "." through what a domain may hold (null: none)
   n integer;
-  i integer;
   cp integer;
   prev integer := 0;
   is_space boolean;
