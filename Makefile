@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: demo test deps deno db-up db-down db-migrate lint format typecheck import-graph bench soak clean
+.PHONY: demo test deps deno twitter-text db-up db-down db-migrate lint format typecheck import-graph bench soak clean
 
 deps: ## install Python (uv) and the locked dependencies
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -23,7 +23,10 @@ demo: deps db-up ## run the whole loop against the local sandbox and write a rep
 deno: ## install Deno (npm registry) and the edge functions' npm dependencies into .local/
 	@bash scripts/deno.sh cache --config supabase/functions/deno.json supabase/functions/x-webhook/index.ts
 
-test: deps db-up deno ## run the whole test suite (Python and Deno) on the local stack
+twitter-text: ## install npm twitter-text 3.1.0 (X's reference counter, for the tests) into .local/
+	@bash scripts/twitter-text.sh >/dev/null
+
+test: deps db-up deno twitter-text ## run the whole test suite (Python and Deno) on the local stack
 	@uv run pytest -q
 
 lint: deps
