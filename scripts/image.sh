@@ -3,7 +3,7 @@
 #
 #   scripts/image.sh build          build the Dockerfile into chirpbase-worker:latest
 #   scripts/image.sh base           make the base image (debian:bookworm-slim) locally if missing
-#   scripts/image.sh size           print the image's size in bytes (uncompressed, as `docker images`)
+#   scripts/image.sh size           print the image's size (uncompressed, as `docker images` shows it)
 #   scripts/image.sh buildah ARGS   run buildah on the project's image store (inspect, from, mount...)
 #
 # Images live in a store of their own under .local/containers (vfs driver: no overlay or fuse
@@ -123,13 +123,12 @@ base() {
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
   bh commit --quiet --format docker --rm "$ctr" "docker.io/library/$name" >/dev/null
   rm -rf "$dir"
-  log "base image $name: $(size_of "$name") bytes"
+  log "base image $name: $(size_of "$name")"
 }
 
 size_of() {
-  # Uncompressed size of all layers, the figure `docker images` shows.
-  bh inspect --type image --format '{{.ImageSize}}' "$1" 2>/dev/null \
-    || bh images --noheading --format '{{.Size}}' "$1"
+  # Uncompressed size of all layers in SI units, the figure `docker images` shows.
+  bh images --noheading --format '{{.Size}}' "$1"
 }
 
 build() {
@@ -145,7 +144,7 @@ build() {
   local t0=$SECONDS
   log "building $IMAGE"
   bh bud "${args[@]}" "$ROOT"
-  log "built $IMAGE in $((SECONDS - t0)) s: $(size_of "$IMAGE") bytes"
+  log "built $IMAGE in $((SECONDS - t0)) s: $(size_of "$IMAGE")"
   # Builds leave the previous image untagged behind; the vfs store keeps full copies of each.
   bh rmi --prune >/dev/null 2>&1 || true
 }
