@@ -88,8 +88,16 @@ def migration_list(dbname: str, workdir: Path = ROOT) -> list[tuple[str, str]]:
     return [(m["local"], m["remote"]) for m in out["migrations"]]
 
 
+class LocalStackError(RuntimeError):
+    """scripts/pg.sh could not start the cluster; it has said why on stderr (e.g. port in use)."""
+
+
 def start_cluster() -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "pg.sh"), "start"], check=True)
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "pg.sh"), "start"], check=False)
+    if proc.returncode != 0:
+        raise LocalStackError(
+            f"scripts/pg.sh start failed (exit {proc.returncode}): see the [pg] lines above"
+        )
 
 
 def bootstrap(dbname: str) -> None:

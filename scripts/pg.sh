@@ -91,19 +91,19 @@ free_port_near() {
 port_in_use() {
   local who=""
   if command -v ss >/dev/null; then
-    who="$(ss -Hltnp "sport = :$PGPORT" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n1 \
-      | sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1, pid \2/')"
+    who="$(ss -Hltnp "sport = :$PGPORT" 2>/dev/null \
+      | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1, pid \2/p' | sed -n 1p || true)"
   fi
-  log "port $PGPORT on 127.0.0.1 is already in use${who:+ (by $who)}: another PostgreSQL, or another"
-  log "chirpbase checkout's database, listens there. Choose another port for this checkout:"
+  log "port $PGPORT on 127.0.0.1 is already in use${who:+ (by $who)}: another PostgreSQL listens"
+  log "there, perhaps another chirpbase checkout's. Choose another port for this checkout:"
   log "  export CHIRPBASE_PG_PORT=$(free_port_near "$PGPORT")"
   log "then run make db-up again (make test, make demo and scripts/pg.sh use the same variable)."
   exit 1
 }
 
 start() {
-  init
-  if running; then
+  install
+  if [ -f "$PGDATA/PG_VERSION" ] && running; then
     local actual
     actual="$(running_port)"
     if [ -n "$actual" ] && [ "$actual" != "$PGPORT" ]; then
@@ -114,11 +114,16 @@ start() {
     log "already running on port $PGPORT"
   else
     if listening "$PGPORT"; then port_in_use; fi
+    init
     log "starting on 127.0.0.1:$PGPORT"
-    if ! as_os_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGHOME/server.log" -w -t 60 \
-      -o "-p $PGPORT" start >/dev/null; then
+    local out
+    if ! out="$(as_os_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGHOME/server.log" -w -t 60 \
+      -o "-p $PGPORT" start 2>&1)"; then
       # Lost a race for the port, or it is bound without listening: the log says which.
-      if tail -n 20 "$PGHOME/server.log" | grep -q "Address already in use"; then port_in_use; fi
+      if tail -n 20 "$PGHOME/server.log" | grep "Address already in use" >/dev/null; then
+        port_in_use
+      fi
+      printf '%s\n' "$out" >&2
       tail -n 20 "$PGHOME/server.log" >&2
       log "PostgreSQL did not start (log: $PGHOME/server.log)"
       exit 1
