@@ -79,11 +79,16 @@ running_port() { sed -n 4p "$PGDATA/postmaster.pid" 2>/dev/null; }
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# A nearby port nothing listens on, to suggest.
+# Any TCP socket on that local port (listening or connected), or a listener when ss is missing.
+port_busy() {
+  if command -v ss >/dev/null; then [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]; else listening "$1"; fi
+}
+
+# A nearby port nothing uses, to suggest.
 free_port_near() {
   local p
   for p in $(seq $(($1 + 10)) 10 $(($1 + 200))); do
-    if ! listening "$p"; then echo "$p"; return; fi
+    if ! port_busy "$p"; then echo "$p"; return; fi
   done
   echo "$(($1 + 10))"
 }
