@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -32,14 +30,3 @@ def shared_admin_dsn(shared_conn: psycopg.Connection) -> str:
     """Superuser DSN for the module's shared clone."""
     return pg.admin_dsn(shared_conn.info.dbname)
 
-
-@pytest.fixture
-def empty_db(pg_template: pg.TemplateDB) -> Iterator[str]:
-    """A brand-new database with only what Supabase provides (bootstrap), no migrations."""
-    name = f"chirpbase_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    pg.create_database(name)
-    try:
-        pg.bootstrap(name)
-        yield name
-    finally:
-        pg.drop_database(name)
