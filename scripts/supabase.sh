@@ -22,6 +22,9 @@ VERSION="${CHIRPBASE_SUPABASE_VERSION:-2.117.0}"
 HOME_DIR="$ROOT/.local/supabase"
 PREFIX="$HOME_DIR/$VERSION"
 
+# shellcheck source=scripts/npm-tool.sh
+. "$ROOT/scripts/npm-tool.sh"
+
 log() { printf '[supabase] %s\n' "$*" >&2; }
 
 platform_package() {
@@ -42,37 +45,7 @@ platform_package() {
 
 binary_path() { echo "$PREFIX/node_modules/$(platform_package)/bin/supabase"; }
 
-install() {
-  local bin
-  bin="$(binary_path)"
-  if [ -x "$bin" ]; then return; fi
-  if ! command -v npm >/dev/null; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-      log "npm not found: installing nodejs and npm with apt"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    else
-      log "npm is required to install the Supabase CLI (apt-get install -y npm)"; exit 1
-    fi
-  fi
-  log "installing supabase@$VERSION from the npm registry into $PREFIX"
-  mkdir -p "$PREFIX"
-  # A lock per install so parallel callers (pytest processes, make -j) do not race.
-  (
-    flock 9
-    if [ ! -x "$bin" ]; then
-      printf '{"name":"chirpbase-supabase","private":true}\n' >"$PREFIX/package.json"
-      # --ignore-scripts: the platform package carries the binaries; nothing needs building.
-      npm install --prefix "$PREFIX" --no-save --no-audit --no-fund --ignore-scripts \
-        --loglevel=error "supabase@$VERSION" >&2
-    fi
-  ) 9>"$HOME_DIR/.install.lock"
-  if [ ! -x "$bin" ]; then
-    log "npm did not install $(platform_package) (expected $bin)"
-    exit 1
-  fi
-  log "installed supabase $("$bin" --version | head -n1)"
-}
+install() { npm_tool_install supabase "supabase@$VERSION" "$PREFIX" "$(binary_path)"; }
 
 mkdir -p "$HOME_DIR"
 install
