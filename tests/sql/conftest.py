@@ -29,4 +29,3 @@ def shared_conn(pg_template: pg.TemplateDB) -> Iterator[psycopg.Connection]:
 def shared_admin_dsn(shared_conn: psycopg.Connection) -> str:
     """Superuser DSN for the module's shared clone."""
     return pg.admin_dsn(shared_conn.info.dbname)
-
