@@ -2,8 +2,9 @@
 # dependencies, the worker and the migrations (for `chirpbase db migrate` where the Supabase CLI
 # is absent). Runs as an unprivileged user, stops on SIGTERM, health-checked on /health.
 #
-# Builds unchanged with `docker build -t chirpbase-worker .` (the base comes from Docker Hub)
-# and with `make image` (buildah, a base made locally with debootstrap: scripts/image.sh).
+# Builds unchanged with `docker build -t chirpbase-worker .` (Docker 23 or later, whose BuildKit
+# reads `RUN --mount`; the base comes from Docker Hub) and with `make image` (buildah, a base made
+# locally with debootstrap: scripts/image.sh).
 ARG BASE_IMAGE=debian:bookworm-slim
 
 FROM ${BASE_IMAGE} AS build
@@ -27,7 +28,7 @@ RUN --mount=type=secret,id=host-ca /opt/uv/bin/uv sync --frozen --no-dev --no-in
 COPY worker ./worker
 COPY supabase/migrations ./supabase/migrations
 RUN --mount=type=secret,id=host-ca /opt/uv/bin/uv sync --frozen --no-dev \
- # Test suites shipped inside wheels (pandas, numpy, matplotlib...) are never run here.
+ # The test suites some wheels ship are never run here.
  && find /app/.venv/lib/python3.11/site-packages -depth -type d -name tests -path '*/site-packages/*/tests' \
       -exec rm -rf {} +
 
