@@ -7,7 +7,7 @@
 #                                      stdin and print, for each, parseTweet's result and the
 #                                      URLs extractUrlsWithIndices finds (a JSON array)
 #
-# Installed with npm into .local/twitter-text/<version> like scripts/deno.sh installs Deno;
+# Installed with npm into .local/twitter-text/<version> (scripts/npm-tool.sh, as for Deno);
 # idempotent (a second call does not touch the network) and safe to call in parallel.
 # Environment: CHIRPBASE_TWITTER_TEXT_VERSION (default below).
 set -euo pipefail
@@ -22,30 +22,12 @@ PACKAGE="$PREFIX/node_modules/twitter-text"
 
 log() { printf '[twitter-text] %s\n' "$*" >&2; }
 
+# shellcheck source=scripts/npm-tool.sh
+. "$ROOT/scripts/npm-tool.sh"
+
 install() {
-  if [ -f "$PACKAGE/package.json" ]; then return; fi
-  if ! command -v npm >/dev/null; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-      log "npm not found: installing nodejs and npm with apt"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    else
-      log "npm is required (apt-get install -y nodejs npm)"; exit 1
-    fi
-  fi
-  mkdir -p "$PREFIX"
-  (
-    flock 9
-    if [ ! -f "$PACKAGE/package.json" ]; then
-      log "installing twitter-text@$VERSION from the npm registry into $PREFIX"
-      printf '{"name":"chirpbase-twitter-text","private":true}\n' >"$PREFIX/package.json"
-      npm install --prefix "$PREFIX" --no-save --no-audit --no-fund --ignore-scripts \
-        --loglevel=error "twitter-text@$VERSION" "twemoji-parser@$TWEMOJI_PARSER_VERSION" >&2
-    fi
-  ) 9>"$HOME_DIR/.install.lock"
-  if [ ! -f "$PACKAGE/package.json" ]; then
-    log "npm did not install twitter-text (expected $PACKAGE)"; exit 1
-  fi
+  npm_tool_install twitter-text "$PREFIX" "$PACKAGE/package.json" \
+    "twitter-text@$VERSION" "twemoji-parser@$TWEMOJI_PARSER_VERSION"
 }
 
 mkdir -p "$HOME_DIR"
