@@ -71,7 +71,7 @@ def test_a_link_is_refused_unless_urls_are_allowed(text: str) -> None:
 
 
 def test_no_link_is_seen_where_x_sees_none() -> None:
-    for text in ("version 3.14 is out", "email me at a@b", "open readme.txt first", "foo.jp"):
+    for text in ("version 3.14 is out", "email me at a@b", "open readme.txt first"):
         assert check_draft(draft(text), Generation()) is None, text
 
 

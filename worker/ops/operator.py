@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from worker.config.models import CONFIG_MODELS, validate_config
+from worker.content.tweet_text import TweetTextError, validate_tweet_text, weighted_length
 from worker.db import Params, query
 from worker.logs import redact
 
@@ -208,10 +209,21 @@ class Operator:
         self, content: str, at: datetime | None = None, *, reply_to: str | None = None
     ) -> dict[str, Any]:
         """Post `content` exactly as written at `at` (default now), as a reply to `reply_to`
-        when given. The row comes back with what X will bill for it (`operation`, `price_usd`:
-        configs.pricing.x; a URL makes a post cost $0.20 instead of $0.015)."""
+        when given.
+
+        The text is counted as X counts it first, with the worker's own check (the database's
+        check is only a lower bound): X's refusals are refused here with the exact weighted
+        length. The row returned carries `weighted_length` and what X will bill for it
+        (`operation`, `price_usd`: configs.pricing.x; a URL makes a post cost $0.20 instead of
+        $0.015).
+        """
         from worker.billing.prices import post_operation
 
+        text = content.strip()  # as the database stores it (Python's whitespace set)
+        try:
+            validate_tweet_text(text)
+        except TweetTextError as exc:
+            raise Refused(f"not scheduled: {exc}") from None
         row = self._one(
             "operator_schedule_tweet",
             {"content": content, "scheduled_for": at, "in_reply_to_tweet_id": reply_to},
@@ -220,9 +232,14 @@ class Operator:
         summoned = bool(reply_to) and bool(
             _first(self._one("operator_reply_summoned", {"tweet_id": reply_to}))
         )
-        operation = post_operation(content, summoned_reply=summoned)
+        operation = post_operation(text, summoned_reply=summoned)
         price = self._one("operator_post_price", {"operation": operation})
-        return {**row, "operation": operation, "price_usd": (price or {}).get("price")}
+        return {
+            **row,
+            "weighted_length": weighted_length(text),
+            "operation": operation,
+            "price_usd": (price or {}).get("price"),
+        }
 
     def generate(
         self, topic: str | None = None, with_image: bool | None = None, at: datetime | None = None

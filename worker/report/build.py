@@ -32,6 +32,7 @@ from worker.report.analysis import (
     load,
     load_spend,
     parse_since,
+    require_report_extra,
 )
 
 
@@ -83,6 +84,7 @@ def build_report(
     now: datetime | None = None,
 ) -> Report:
     """Read, analyse, and write the report folder; returns its paths and headline numbers."""
+    require_report_extra()
     started = time.perf_counter()
     until = (now or datetime.now(UTC)).astimezone(UTC)
     start = since if isinstance(since, datetime) else parse_since(since, until)
