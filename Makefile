@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: demo test deps deno db-up db-down db-migrate lint format typecheck import-graph bench soak clean
+.PHONY: demo console test deps deno chromium db-up db-down db-migrate lint format typecheck import-graph bench soak clean
 
 deps: ## install Python (uv) and the locked dependencies
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -20,10 +20,16 @@ db-migrate: deps db-up ## apply supabase/migrations to the local database
 demo: deps db-up ## run the whole loop against the local sandbox and write a report
 	@uv run python -m sandbox.demo
 
+console: deps db-up ## the sandbox and the operator console, kept running for you to try (Ctrl-C ends it)
+	@uv run python -m sandbox.demo --console
+
+chromium: ## install Chromium (Debian) for the console's browser tests
+	@bash scripts/chromium.sh >/dev/null
+
 deno: ## install Deno (npm registry) and the edge functions' npm dependencies into .local/
 	@bash scripts/deno.sh cache --config supabase/functions/deno.json supabase/functions/x-webhook/index.ts
 
-test: deps db-up deno ## run the whole test suite (Python and Deno) on the local stack
+test: deps db-up deno chromium ## run the whole test suite (Python and Deno) on the local stack
 	@uv run pytest -q
 
 lint: deps
