@@ -18,7 +18,7 @@ from aiohttp import web
 from loguru import logger
 
 from worker.console import auth, charts, inbox, overview, schedule
-from worker.console.core import CONSOLE, STATIC_DIR, Console, ConsoleConfig, Handler
+from worker.console.core import CONSOLE, SESSION, STATIC_DIR, Console, ConsoleConfig, Handler
 
 # -- middlewares ----------------------------------------------------------------------------
 
@@ -67,7 +67,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     prefix = console.config.prefix
     public = request.path in public_paths(prefix) or request.path.startswith(f"{prefix}/static/")
     session = console.signer.session(request.cookies.get(auth.SESSION_COOKIE))
-    request["session"] = session
+    if session is not None:
+        request[SESSION] = session
     changes = request.method not in ("GET", "HEAD", "OPTIONS")
     if changes and not _same_origin(request):
         raise web.HTTPForbidden(text="cross-origin request refused")
@@ -132,7 +133,7 @@ def _safe_next(console: Console, value: Any) -> str:
 
 async def login_page(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    if request["session"] is not None:
+    if request.get(SESSION) is not None:
         raise web.HTTPSeeOther(_safe_next(console, request.query.get("next")))
     return _login_form(request, next_path=request.query.get("next"))
 

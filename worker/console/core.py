@@ -67,7 +67,7 @@ class Console:
     def render(
         self, request: web.Request, template: str, *, status: int = 200, **context: Any
     ) -> web.Response:
-        session: auth.Session | None = request.get("session")
+        session = request.get(SESSION)
         page = self.templates.get_template(template).render(
             request=request,
             prefix=self.config.prefix,
@@ -108,6 +108,7 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
+SESSION = web.RequestKey("console_session", auth.Session)  # set by the guard when logged in
 
 
 def _static_version() -> str:

@@ -95,7 +95,7 @@
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => { b.disabled = true; });
     try {
-      const result = await postJSON(form.action, body, true);
+      const result = await postJSON(form.getAttribute("action"), body, true);
       if (result.ok) {
         announce(result.data.message);
         if (submitter.value === "save") {
