@@ -122,7 +122,7 @@ def seed_history(conn: psycopg.Connection, days: int = 21) -> int:
                         int(base * 0.3 * grow),
                         int(base * 0.2 * grow),
                         impressions,
-                        posted + timedelta(hours=snap * 8),
+                        min(posted + timedelta(hours=snap * 8), now),
                     ),
                 )
             n += 1

@@ -128,6 +128,7 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     # Edit and approve: posted to the X stand-in with the edited text.
     edited = "Measure first: EXPLAIN (ANALYZE, BUFFERS) tells you where the time goes. 🐘"
     await textarea.fill(edited)
+    await wait_for(lambda: _text_is(counter, str(weighted_length(edited))), timeout=5)
     await page.screenshot(path=str(SCREENSHOTS / "inbox-editing-desktop.png"))
     await item.get_by_role("button", name="Approve").click()
     await item.wait_for(state="detached")
@@ -198,6 +199,15 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     conn.execute(
         "select public.raise_alert('warning', 'quota_threshold', 'quota_threshold:posts',"
         " 'posts at 80% of the monthly cap (40 of 50)')"
+    )
+
+    third = generate(conn, "partial indexes")  # so the inbox pages show a draft too
+    await wait_for(
+        lambda: row(conn, "select status from public.scheduled_tweets where id = %s", third)[
+            "status"
+        ]
+        == "awaiting_approval",
+        timeout=30,
     )
 
     for width, suffix in ((1280, "desktop"), (375, "mobile")):

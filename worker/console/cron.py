@@ -140,4 +140,6 @@ def describe(expr: str) -> str:
         days = " on the last day of the month" if spec.days is None else f" on day {fields[2]}"
     if fields[3] != "*":
         days += f" in month {fields[3]}"
-    return f"{when}{days or ' every day'} (UTC)"
+    if not days and fields[1] != "*":
+        days = " every day"
+    return f"{when}{days} (UTC)"

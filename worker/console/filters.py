@@ -91,6 +91,14 @@ def day_label(value: Any) -> str:
     return f"{d:%a %d %b}"
 
 
+def month_label(value: Any) -> str:
+    try:
+        d = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return str(value or "")
+    return f"{d:%B %Y}"
+
+
 def install(env: Environment) -> None:
     env.filters.update(
         {
@@ -103,5 +111,6 @@ def install(env: Environment) -> None:
             "money": money,
             "pct": pct,
             "day_label": day_label,
+            "month_label": month_label,
         }
     )

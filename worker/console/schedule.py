@@ -121,12 +121,16 @@ async def calendar_page(request: web.Request) -> web.StreamResponse:
         counts = data["calendar"]["counts"].get(key, {})
         posts = posts_by_day.get(key, [])
         shown_total = sum(n for s, n in counts.items() if s not in ("cancelled",))
+        entries = [{"at": p["scheduled_for"], "post": p} for p in posts]
+        entries += [{"at": f"{key}T{slot}:00+00:00", "slot": slot} for slot in slots.get(key, [])]
+        entries.sort(key=lambda e: (str(e["at"])[:16], "slot" in e))
         day_list.append(
             {
                 "date": d,
                 "key": key,
                 "today": d == today,
                 "posts": posts,
+                "entries": entries,
                 "hidden": max(0, shown_total - len(posts)),
                 "counts": counts,
                 "slots": slots.get(key, []),

@@ -56,6 +56,8 @@
   document.addEventListener("input", (event) => {
     const t = event.target;
     if (!(t instanceof HTMLTextAreaElement) || !t.dataset.counter) return;
+    const error = t.closest(".item") && t.closest(".item").querySelector(".item-error");
+    if (error && !t.closest(".item").classList.contains("gone")) error.hidden = true;
     window.clearTimeout(timers.get(t));
     timers.set(t, window.setTimeout(() => count(t), 120));
   });
