@@ -87,7 +87,7 @@ begin
   end if;
   if current_status = 'approved' then
     update public.jobs j
-    set run_at = pg_catalog.greatest(reschedule_scheduled_tweet.scheduled_for, pg_catalog.now()),
+    set run_at = greatest(reschedule_scheduled_tweet.scheduled_for, pg_catalog.now()),
         updated_at = pg_catalog.now()
     where (j.payload ->> 'scheduled_tweet_id')::bigint = reschedule_scheduled_tweet.id
       and j.payload ? 'scheduled_tweet_id'

@@ -118,9 +118,10 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     await item.get_by_role("button", name="Approve").click()  # refused: nothing changes
     await item.locator(".item-error").wait_for(state="visible")
     assert "too long" in await item.locator(".item-error").inner_text()
-    assert row(conn, "select status from public.scheduled_tweets where id = %s", first)[
-        "status"
-    ] == "awaiting_approval"
+    assert (
+        row(conn, "select status from public.scheduled_tweets where id = %s", first)["status"]
+        == "awaiting_approval"
+    )
     # The browser logs the refusal (HTTP 422) as a failed request: that one, and only it.
     assert len(run.errors) == 1 and "422" in run.errors[0], run.errors
     run.errors.clear()
@@ -159,9 +160,10 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     await page.keyboard.press("j")
     await page.keyboard.press("r")
     await other.wait_for(state="detached")
-    assert row(conn, "select status from public.scheduled_tweets where id = %s", second)[
-        "status"
-    ] == "rejected"
+    assert (
+        row(conn, "select status from public.scheduled_tweets where id = %s", second)["status"]
+        == "rejected"
+    )
     assert run.stack.x.request_count() > 0
 
     # Reschedule a post on the calendar.
@@ -182,16 +184,21 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     await post.get_by_label("New time (UTC)").fill(f"{moved:%Y-%m-%dT%H:%M}")
     await post.get_by_role("button", name="Reschedule").click()
     await page.get_by_text(f"Moved post {planned}.").wait_for()
-    after = row(conn, "select scheduled_for, job_id from public.scheduled_tweets where id = %s", planned)
+    after = row(
+        conn, "select scheduled_for, job_id from public.scheduled_tweets where id = %s", planned
+    )
     assert after["scheduled_for"] == moved
-    assert row(conn, "select run_at from public.jobs where id = %s", after["job_id"])[
-        "run_at"
-    ] == moved
+    assert (
+        row(conn, "select run_at from public.jobs where id = %s", after["job_id"])["run_at"]
+        == moved
+    )
 
     # Something on every page: replies and likes, engagement history, an alert.
     fan = run.stack.x.add_user("ada_writes")
     run.stack.x.add_reply(fan.username, posted[0].id, "Great tip, thanks!")
-    conn.execute("select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5, 'console-poll')")
+    conn.execute(
+        "select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5, 'console-poll')"
+    )
     await wait_for(
         lambda: row(conn, "select count(*) as n from public.replies")["n"] >= 1, timeout=20
     )
@@ -203,10 +210,10 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
 
     third = generate(conn, "partial indexes")  # so the inbox pages show a draft too
     await wait_for(
-        lambda: row(conn, "select status from public.scheduled_tweets where id = %s", third)[
-            "status"
-        ]
-        == "awaiting_approval",
+        lambda: (
+            row(conn, "select status from public.scheduled_tweets where id = %s", third)["status"]
+            == "awaiting_approval"
+        ),
         timeout=30,
     )
 

@@ -121,7 +121,9 @@ async def charts_page(request: web.Request) -> web.StreamResponse:
 async def chart_image(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
     try:
-        image = await request.app[CHARTS].image(console, _since(request), request.match_info["name"])
+        image = await request.app[CHARTS].image(
+            console, _since(request), request.match_info["name"]
+        )
     except Unavailable as exc:
         return error_page(request, exc)
     if image is None:

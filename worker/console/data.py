@@ -29,7 +29,8 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 class ConsoleDB:
-    def __init__(self, dsn: str, *, max_size: int = 4):
+    def __init__(self, dsn: str, *, max_size: int = 4, wait_s: float = 5.0):
+        self.wait_s = wait_s  # how long a page waits for a connection before saying so
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -51,7 +52,7 @@ class ConsoleDB:
 
     def _call(self, fn: Callable[[Operator], T]) -> T:
         try:
-            with self._pool.connection(timeout=5.0) as conn:
+            with self._pool.connection(timeout=self.wait_s) as conn:
                 return fn(Operator(conn))
         except PoolTimeout:
             raise Unavailable("the database did not answer in time") from None
@@ -64,4 +65,4 @@ class ConsoleDB:
 
     def connection(self) -> Any:
         """A pooled connection for code that reads with plain psycopg (the charts)."""
-        return self._pool.connection(timeout=5.0)
+        return self._pool.connection(timeout=self.wait_s)
