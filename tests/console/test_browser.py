@@ -109,7 +109,7 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     ):
         await textarea.fill(text)
         expected = str(weighted_length(text))
-        await wait_for(lambda: _text_is(counter, expected), timeout=5, message=expected)
+        await wait_for(lambda e=expected: _text_is(counter, e), timeout=5, message=expected)
     assert await item.locator(".count").get_attribute("class") == "count"
     too_long = "x" * 281
     await textarea.fill(too_long)

@@ -135,7 +135,7 @@ async def test_state_changes_need_the_sessions_csrf_token(
         tweet,
     )
     cookie, csrf = await login_cookie(http, served.base)
-    other_cookie, other_csrf = await login_cookie(http, served.base)
+    _other_cookie, other_csrf = await login_cookie(http, served.base)
     assert csrf != other_csrf
     url = f"{served.base}/inbox/tweet/{tweet[0]}"
     jar = {SESSION_COOKIE: cookie}
