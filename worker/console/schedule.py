@@ -25,7 +25,7 @@ OTHER_JOBS = {
     "chirpbase-evaluate-alerts": "alert rules are checked",
 }
 WEEK_PER_DAY = 12
-DAY_PER_DAY = 300
+DAY_PER_DAY = 200
 
 
 def _start(request: web.Request, view: str) -> date:
@@ -165,10 +165,15 @@ def _notice(request: web.Request) -> str | None:
     }.get(done or "")
 
 
-def _back(request: web.Request, form: Any) -> str:
+def _back(request: web.Request) -> str:
+    """The calendar page the form came from (its view and start ride on the form's URL)."""
     console = request.app[CONSOLE]
-    view = form.get("view") if form.get("view") in ("day", "week") else "week"
-    start = form.get("start") if isinstance(form.get("start"), str) else None
+    view = request.query.get("view") if request.query.get("view") in ("day", "week") else "week"
+    start = request.query.get("start")
+    try:
+        start = date.fromisoformat(start).isoformat() if start else None
+    except ValueError:
+        start = None
     return console.url("calendar", view=view, start=start)
 
 
@@ -186,7 +191,7 @@ async def _act(request: web.Request, fn: Any, done: str) -> web.StreamResponse:
         return error_page(request, exc)
     if wants_json(request):
         return web.json_response({"ok": True, "id": post_id, "row": row})
-    back = _back(request, form)
+    back = _back(request)
     joiner = "&" if "?" in back else "?"
     raise web.HTTPSeeOther(f"{back}{joiner}done={done}&id={post_id}")
 
