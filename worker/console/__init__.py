@@ -45,7 +45,8 @@ def config_from_settings(settings: Settings) -> ConsoleConfig:
     """The console's configuration; ConsoleConfigError when it cannot be enabled as set."""
     if settings.console_password_hash is None:
         raise ConsoleConfigError("CONSOLE_PASSWORD_HASH is not set")
-    password_hash = settings.console_password_hash.get_secret_value().strip()
+    # Quotes kept by `docker run --env-file` (which takes values literally) are not the hash.
+    password_hash = settings.console_password_hash.get_secret_value().strip().strip("'\"")
     secret = settings.console_session_secret
     key = derive_key(
         secret.get_secret_value() if secret else None,
