@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import sys
 import time
@@ -144,7 +143,9 @@ def main() -> int:
         f"(rows: {total:,} scheduled_tweets, {waiting:,} awaiting approval, {this_week:,} "
         f"this week; seeded in {seeded_s:.1f} s)"
     )
-    print(f"{'page':<20} {'empty p50':>10} {'empty p95':>10} {'loaded p50':>11} {'loaded p95':>11} {'p95 ratio':>10}")
+    print(
+        f"{'page':<20} {'empty p50':>10} {'empty p95':>10} {'loaded p50':>11} {'loaded p95':>11} {'p95 ratio':>10}"
+    )
     ok = True
     for page in PAGES:
         e, loaded_ms = empty[page], loaded[page]
