@@ -172,3 +172,12 @@ async def test_calendar_and_inbox_render_with_the_database_away(
             r = await c.get(f"/console/{page}", cookies={SESSION_COOKIE: cookie})
             assert r.status == 503, page
             assert "database" in (await r.text()).lower()
+
+
+def test_fix_text_shows_code_and_escapes_the_rest() -> None:
+    from worker.console.filters import inline_code
+
+    shown = str(inline_code("run `chirpbase jobs retry ID` <b>now</b> & `<x>`"))
+    assert shown == (
+        "run <code>chirpbase jobs retry ID</code> &lt;b&gt;now&lt;/b&gt; &amp; <code>&lt;x&gt;</code>"
+    )

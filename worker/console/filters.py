@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any
 
 from jinja2 import Environment
+from markupsafe import Markup, escape
+
+_CODE = re.compile(r"`([^`]+)`")
 
 
 def as_datetime(value: Any) -> datetime | None:
@@ -99,6 +103,11 @@ def month_label(value: Any) -> str:
     return f"{d:%B %Y}"
 
 
+def inline_code(text: Any) -> Markup:
+    """Escaped text with `backtick spans` shown as code (the alert fixes are written so)."""
+    return Markup(_CODE.sub(r"<code>\1</code>", str(escape(str(text or "")))))  # noqa: S704
+
+
 def install(env: Environment) -> None:
     env.filters.update(
         {
@@ -112,5 +121,6 @@ def install(env: Environment) -> None:
             "pct": pct,
             "day_label": day_label,
             "month_label": month_label,
+            "inline_code": inline_code,
         }
     )
