@@ -90,6 +90,8 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
     await item.wait_for(state="visible", timeout=30_000)
     draft = row(conn, "select * from public.scheduled_tweets where id = %s", first)
     assert draft["status"] == "awaiting_approval" and draft["image_url"]
+    feed = run.worker.mounts[0].on_ring.__self__  # type: ignore[union-attr]
+    assert feed.rings >= 1  # the doorbell rang for scheduled_tweets: no fallback poll needed
     image = item.locator("img")
     assert await image.get_attribute("src") == draft["image_url"]
     assert await image.get_attribute("alt") == draft["alt_text"]

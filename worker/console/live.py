@@ -38,8 +38,9 @@ class InboxFeed:
 
     # -- doorbell side (sync, called from the Realtime client's task) -----------------------
     def ring(self, table: str, _record: dict[str, Any]) -> None:
+        if table in WATCHED:
+            self.rings += 1  # changes to watched tables (re-subscribe rings not counted)
         if table in WATCHED or table == "*":
-            self.rings += 1
             self._look.set()
 
     # -- lifecycle --------------------------------------------------------------------------
