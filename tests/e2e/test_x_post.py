@@ -346,10 +346,8 @@ async def test_503_then_success_reconciles_first_and_posts_once(
     stack.x.fail_next(CREATE_TWEET, 1, status=503)
     row_id = schedule(conn, "third time lucky? second.")
     async with running(stack, dsn):
-        await wait_for(
-            lambda: (
-                job_of(conn, row_id)["status"] == "queued" and job_of(conn, row_id)["attempts"] == 1
-            ),
+        await wait_for(  # one read of the job: two could straddle its claim
+            lambda: (j := job_of(conn, row_id))["status"] == "queued" and j["attempts"] == 1,
             timeout=10,
             message="the 503 attempt to be recorded",
         )

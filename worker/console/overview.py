@@ -47,8 +47,11 @@ def _config(op: Operator, key: str, model: type[M]) -> M:
             return model()
 
 
-def like_outcome(reply: dict[str, Any], engagement: Engagement) -> tuple[str, str]:
-    """(state, why) for a reply: liked, skipped, waiting, failed, or not asked for."""
+def like_outcome(
+    reply: dict[str, Any], engagement: Engagement, *, likes_unavailable: str | None = None
+) -> tuple[str, str]:
+    """(state, why) for a reply: liked, skipped, waiting, failed, or not asked for.
+    `likes_unavailable` is why the X access tier has no likes (SQL x_capability_notice)."""
     if reply.get("liked"):
         return "liked", "liked on X"
     status, result = reply.get("like_status"), reply.get("like_result") or {}
@@ -62,10 +65,14 @@ def like_outcome(reply: dict[str, Any], engagement: Engagement) -> tuple[str, st
         return "waiting", "the like is queued" if status == "queued" else "liking now"
     if status in ("failed", "dead"):
         return "failed", reply.get("like_error") or status
+    if status == "skipped":  # the access tier has no likes, or X refused them
+        return "skipped", str(result.get("skipped") or "the like was skipped")
     if status == "cancelled":
         return "skipped", "the like job was cancelled"
     if reply.get("own"):
         return "skipped", "the account's own post"
+    if likes_unavailable:
+        return "skipped", likes_unavailable
     if not engagement.auto_like:
         return "skipped", "auto-like is off"
     if reply.get("author_id") in set(engagement.skip_authors):
@@ -79,9 +86,11 @@ async def activity_page(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
 
     def load(op: Operator) -> dict[str, Any]:
+        likes = next((c for c in op.capabilities() if c["capability"] == "likes"), None)
         return {
             **op.activity(limit=30),
             "engagement": _config(op, "engagement", Engagement),
+            "likes_unavailable": None if likes is None or likes["available"] else likes["notice"],
             "waiting": op.inbox_state()["waiting"],
         }
 
@@ -90,7 +99,9 @@ async def activity_page(request: web.Request) -> web.StreamResponse:
     except OperatorError as exc:
         return error_page(request, exc)
     for reply in data["replies"]:
-        reply["outcome"], reply["why"] = like_outcome(reply, data["engagement"])
+        reply["outcome"], reply["why"] = like_outcome(
+            reply, data["engagement"], likes_unavailable=data["likes_unavailable"]
+        )
     return console.render(
         request,
         "activity.html",

@@ -441,6 +441,12 @@ class Operator:
         """Open alerts (most severe first), then the latest resolved ones with the reason."""
         return plain(self._fetch("operator_alerts", {"limit": limit}))
 
+    # -- X access --------------------------------------------------------------------------
+    def capabilities(self) -> list[dict[str, Any]]:
+        """What the configured X access tier allows, one row per capability, with the reason
+        when one is not available (SQL x_capabilities, x_capability_notice)."""
+        return self._fetch("operator_capabilities")
+
     # -- status ----------------------------------------------------------------------------
     def status_snapshot(self, *, limit: int = 5) -> dict[str, Any]:
         """Queue, upcoming and recent posts, quota and budget use, open alerts (JSON-friendly)."""
@@ -481,10 +487,7 @@ class Operator:
                     "projected_over_budget": bool(budget and projected and projected > budget),
                 },
                 "spend_by_operation": self._fetch("operator_spend_by_operation"),
-                "access": {
-                    "tier": spend.get("plan"),
-                    "capabilities": self._fetch("operator_capabilities"),
-                },
+                "access": {"tier": spend.get("plan"), "capabilities": self.capabilities()},
                 "stats_read": self._one("operator_stats_read"),
                 "alerts": self._fetch("operator_open_alerts", {"limit": 20}),
             }
