@@ -166,6 +166,15 @@ def _plans_of(
     return "\n".join(p for p in plans if "Query Text: select" not in p)
 
 
+def _by_id(function: str, rows: list[dict[str, object]]) -> tuple[str, dict[str, object]]:
+    """`function` called for `rows` (claims), with their lease tokens when the schema has them."""
+    params: dict[str, object] = {"worker_id": "w1", "ids": [r["id"] for r in rows]}
+    if "lease_token" in rows[0]:
+        params["lease_tokens"] = [r["lease_token"] for r in rows]
+    names = ", ".join(f"{k} => %({k})s" for k in params)
+    return f"select * from public.{function}({names})", params
+
+
 @pytest.mark.parametrize("statistics", ["none", "analyzed"])
 def test_claim_and_complete_stay_o_batch_with_a_backlog(
     explained: tuple[psycopg.Connection, list[str]], statistics: str
@@ -185,23 +194,21 @@ def test_claim_and_complete_stay_o_batch_with_a_backlog(
     if statistics == "analyzed":
         conn.execute("analyze public.jobs")
     for _ in range(5):  # jobs processed since the last vacuum leave dead index entries behind
-        ids = [r["id"] for r in claim(conn, "w1", max_jobs=100)]
-        conn.execute("select count(*) from public.complete_jobs('w1', %s)", (ids,))
+        conn.execute(*_by_id("complete_jobs", claim(conn, "w1", max_jobs=100)))
 
     plan = _plans_of(conn, plans, "select id from public.claim_jobs('w1', array['noop'], 100)")
     assert "Index Scan using jobs_claim_idx" in plan, plan
     assert "Sort" not in plan and "Seq Scan" not in plan and "Hash" not in plan, plan
-    ids = [r[0] for r in conn.execute("select id from public.jobs where status = 'running'")]
-    assert len(ids) == 100
-    for statement in (
-        "select count(*) from public.heartbeat_jobs('w1', %s)",
-        "select public.release_jobs('w1', %s)",
-    ):
-        plan = _plans_of(conn, plans, statement, (ids,))
-        assert "jobs_pkey" in plan and "jobs_running_lease_idx" not in plan, plan
-    claimed = [r["id"] for r in claim(conn, "w1", max_jobs=100)]
-    plan = _plans_of(conn, plans, "select count(*) from public.complete_jobs('w1', %s)", (claimed,))
-    assert "jobs_pkey" in plan and "jobs_running_lease_idx" not in plan, plan
+    running = conn.execute("select * from public.jobs where status = 'running'").fetchall()
+    assert len(running) == 100
+    columns = [c.name for c in conn.execute("select * from public.jobs limit 0").description or []]
+    rows = [dict(zip(columns, r, strict=True)) for r in running]
+    for function in ("heartbeat_jobs", "release_jobs", "complete_jobs"):
+        if function == "complete_jobs":
+            rows = claim(conn, "w1", max_jobs=100)
+        plan = _plans_of(conn, plans, *_by_id(function, rows))
+        assert "jobs_pkey" in plan and "jobs_running_lease_idx" not in plan, (function, plan)
+        assert "Seq Scan on jobs" not in plan, (function, plan)
 
 
 def test_reaping_still_finds_expired_leases_by_index(
