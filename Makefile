@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: demo test deps deno db-up db-down db-migrate lint format typecheck bench soak clean
+.PHONY: demo test deps deno db-up db-down db-migrate lint format typecheck import-graph bench soak clean
 
 deps: ## install Python (uv) and the locked dependencies
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -30,6 +30,11 @@ lint: deps
 	@uv run ruff check .
 	@uv run ruff format --check .
 	@uv run mypy
+	@uv run lint-imports --no-cache >/dev/null || uv run lint-imports --no-cache
+	@uv run python scripts/import_graph.py --check
+
+import-graph: deps ## redraw docs/imports.md (who imports whom in worker/)
+	@uv run python scripts/import_graph.py
 
 format: deps
 	@uv run ruff format .

@@ -15,7 +15,7 @@ Storage) and the X stand-in.
    drawn while the text is written (what generate_tweet does) and with the two one after the
    other (the baseline), and compared with the sum of the stand-in latencies.
    Goal: insert -> posted < 3.4 s with 1 s text and 3 s image (the seed's bar is 30 s).
-2. Pillow: `worker.images.fit_for_x` on a 4096x4096 PNG, against a naive baseline (decode,
+2. Pillow: `worker.content.images.fit_for_x` on a 4096x4096 PNG, against a naive baseline (decode,
    one Lanczos resize to 2048, JPEG encode) on the same bytes. Goal: < 1 s.
 
 Exits non-zero when a goal is missed.
@@ -49,7 +49,7 @@ from PIL import Image  # noqa: E402
 from sandbox.openai_api import ChatRequest, render_image  # noqa: E402
 from sandbox.stack import SandboxStack  # noqa: E402
 from tests import pg  # noqa: E402
-from worker.images import fit_for_x  # noqa: E402
+from worker.content.images import fit_for_x  # noqa: E402
 from worker.jobs.generate_tweet import Generator  # noqa: E402
 from worker.migrate import migrate  # noqa: E402
 from worker.runtime.worker import Worker  # noqa: E402

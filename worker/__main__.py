@@ -1,5 +1,5 @@
 """`python -m worker` is the `chirpbase` CLI."""
 
-from worker.cli import app
+from worker.ops.cli import app
 
 app(prog_name="chirpbase")

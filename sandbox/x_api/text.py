@@ -1,6 +1,6 @@
 """The stand-in's own tweet length check (twitter-text v3 rules).
 
-Deliberately written apart from ``worker.tweet_text`` (a scanner rather than one big
+Deliberately written apart from ``worker.content.tweet_text`` (a scanner rather than one big
 regular expression, coarser emoji tables) so that the two implementations check each other;
 only the list of top-level domains (IANA data) is shared.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from worker.tweet_text import country_code_tlds, generic_tlds
+from worker.content.tweet_text import country_code_tlds, generic_tlds
 
 MAX_LENGTH = 280
 URL_LENGTH = 23

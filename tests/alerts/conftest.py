@@ -11,9 +11,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.sql.helpers import Jsonb
-from worker.alerts import AlertMonitor, AlertPolicy
+from worker.alerts.monitor import AlertMonitor
+from worker.alerts.policy import AlertPolicy
+from worker.config.live import LiveConfig
 from worker.db import Database
-from worker.live_config import LiveConfig
 
 FAST = AlertPolicy(
     check_interval_s=0.05,

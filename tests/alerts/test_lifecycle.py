@@ -18,7 +18,7 @@ from tests.alerts.conftest import (
 )
 from tests.sql.helpers import claim, enqueue, scalar, set_config
 from tests.waiting import wait_for
-from worker.alerts import AlertMonitor
+from worker.alerts.monitor import AlertMonitor
 
 # -- dedupe ----------------------------------------------------------------------------------------
 

@@ -17,9 +17,10 @@ from tests.alerts.conftest import FAST, open_alert, raise_alert
 from tests.sql.helpers import enqueue, scalar, set_config
 from tests.waiting import wait_for
 from tests.workers import running
-from worker.alerts import AlertNotifier, AlertPolicy
+from worker.alerts.policy import AlertPolicy
+from worker.alerts.webhook import AlertNotifier
+from worker.config.live import LiveConfig
 from worker.db import Database
-from worker.live_config import LiveConfig
 from worker.runtime.worker import Worker
 from worker.settings import Settings
 

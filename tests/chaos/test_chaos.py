@@ -56,7 +56,7 @@ from sandbox.x_api import (
 )
 from tests.chaos.cluster import PrivateCluster
 from tests.processes import WorkerProcess
-from worker.cli import EXIT_UNAVAILABLE
+from worker.ops.cli import EXIT_UNAVAILABLE
 
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
 JOBS = int(os.environ.get("CHAOS_JOBS", "5000"))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from worker.cli import app
+from worker.ops.cli import app
 
 
 @dataclass

@@ -6,8 +6,8 @@ import psycopg
 
 from tests.cli.conftest import Cli
 from tests.sql.helpers import Jsonb, scalar
-from worker.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
-from worker.config_models import CONFIG_MODELS
+from worker.config.models import CONFIG_MODELS
+from worker.ops.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE
 
 
 def stored(conn: psycopg.Connection, key: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from worker.cli import app
+from worker.ops.cli import app
 
 
 def walk(command: object, path: str = "chirpbase") -> list[tuple[str, object]]:

@@ -6,7 +6,7 @@ import psycopg
 
 from tests.cli.conftest import Cli
 from tests.sql.helpers import claim, enqueue, job, scalar
-from worker.cli import EXIT_FAILURE, EXIT_USAGE
+from worker.ops.cli import EXIT_FAILURE, EXIT_USAGE
 
 
 def dead_job(conn: psycopg.Connection) -> int:

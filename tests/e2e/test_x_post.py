@@ -23,7 +23,7 @@ from sandbox.x_api import CREATE_TWEET, LIKE, MEDIA_METADATA, MEDIA_UPLOAD, USER
 from tests.waiting import wait_for
 from tests.workers import running as run_worker
 from worker.clients.storage import ImageStore
-from worker.images import fit_for_x
+from worker.content.images import fit_for_x
 from worker.runtime.worker import Worker
 
 KINDS = ["post_tweet", "like_reply"]

@@ -27,9 +27,9 @@ from pydantic import ValidationError
 
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import Deep, model_documents, to_json
-from worker.config_models import CONFIG_MODELS
+from worker.config.live import LiveConfig
+from worker.config.models import CONFIG_MODELS
 from worker.db import UNLOADABLE_JSON_KEY, configure_json, query
-from worker.live_config import LiveConfig
 
 pytestmark = pytest.mark.timeout(180)
 

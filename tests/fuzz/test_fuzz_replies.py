@@ -23,8 +23,8 @@ from psycopg.types.json import Jsonb
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import EDGE_PIECES
 from worker.clients.x import parse_tweets
+from worker.conversation.mentions import mention_to_reply_row
 from worker.db import query
-from worker.replies import mention_to_reply_row
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "reply_vectors.json").read_text()

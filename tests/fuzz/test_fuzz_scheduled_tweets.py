@@ -8,7 +8,7 @@ one of the documented messages (SQLSTATE and message prefix), that an accepted r
 one matching job, and that no job is ever left without its row.
 
 Weighted length: the database's `tweet_weighted_length` is a cheap approximation used to refuse
-rows at the door; the worker applies twitter-text's exact rules (`worker.tweet_text`) before it
+rows at the door; the worker applies twitter-text's exact rules (`worker.content.tweet_text`) before it
 calls X. On every accepted text the two are compared. They agree exactly unless the text has
 something URL-like or an emoji component. Known divergences (documented, not bugs):
 
@@ -44,7 +44,7 @@ from psycopg import sql
 
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.strategies import CHARS, hostile_text, text_with_nul
-from worker.tweet_text import TweetTextError, measure, validate_tweet_text, weighted_length
+from worker.content.tweet_text import TweetTextError, measure, validate_tweet_text, weighted_length
 
 pytestmark = pytest.mark.timeout(120)
 

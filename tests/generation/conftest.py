@@ -15,10 +15,10 @@ from aiohttp import web
 from sandbox.openai_api import OpenAIState, RunningServer, serve
 from sandbox.storage import STATE_KEY, StorageState, create_app
 from tests.settings import FAKE_SECRETS, make_settings
+from worker.config.live import LiveConfig
 from worker.db import Database
-from worker.live_config import LiveConfig
 from worker.queue import JobQueue
-from worker.services import Services
+from worker.runtime.services import Services
 from worker.settings import Settings
 
 

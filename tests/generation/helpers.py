@@ -16,8 +16,8 @@ from psycopg.types.json import Jsonb
 
 from worker.jobs.context import JobContext
 from worker.jobs.generate_tweet import GenerateTweetPayload, generate_tweet
+from worker.runtime.services import Services
 from worker.runtime.worker import Worker
-from worker.services import Services
 from worker.settings import Settings
 
 

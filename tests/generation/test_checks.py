@@ -12,7 +12,7 @@ import pytest
 from sandbox.openai_api import OpenAIState, RunningServer
 from tests.generation.helpers import jobs_for, run_handler, schedule, scheduled, set_config
 from worker.jobs.registry import GiveUp
-from worker.services import Services
+from worker.runtime.services import Services
 
 GOOD = "Read EXPLAIN ANALYZE before adding an index: measure first, then change one thing."
 RECENT = "Vacuum your tables regularly to keep Postgres fast and healthy."

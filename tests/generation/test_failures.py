@@ -18,7 +18,7 @@ from tests.generation.helpers import (
 )
 from tests.waiting import wait_for
 from worker.jobs.registry import GiveUp, RetryLater, Snooze
-from worker.services import Services
+from worker.runtime.services import Services
 
 TEXT = "Small, boring releases beat big, exciting ones: ship a little every day."
 

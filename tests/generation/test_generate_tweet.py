@@ -22,7 +22,7 @@ from tests.generation.helpers import (
     set_config,
 )
 from tests.waiting import wait_for
-from worker.services import Services
+from worker.runtime.services import Services
 from worker.settings import Settings
 
 X_IMAGE_MAX_BYTES = 5 * 1024 * 1024

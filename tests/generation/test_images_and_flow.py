@@ -25,7 +25,7 @@ from tests.generation.helpers import (
 )
 from tests.waiting import wait_for
 from worker.jobs.registry import Snooze
-from worker.services import Services
+from worker.runtime.services import Services
 from worker.settings import Settings
 
 X_IMAGE_MAX_BYTES = 5 * 1024 * 1024

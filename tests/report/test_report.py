@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.report.seed import BEST_HOUR, seed_bulk, seed_known_pattern
-from worker.cli import EXIT_USAGE, app
+from worker.ops.cli import EXIT_USAGE, app
 from worker.report import ReportError, parse_since
 
 CHARTS = (

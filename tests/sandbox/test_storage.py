@@ -31,7 +31,7 @@ from worker.clients.storage import (
     ImageStoreUnavailable,
     StorageRetryPolicy,
 )
-from worker.images import fit_for_x
+from worker.content.images import fit_for_x
 
 FIVE_MIB = 5 * 1024 * 1024
 PRIVATE = "private-images"

@@ -27,7 +27,7 @@ from sandbox.x_api import (
 )
 from sandbox.x_api.text import tweet_length
 from worker.clients.x import PUBLIC_BASE_URL, RewritingAdapter
-from worker.tweet_text import weighted_length
+from worker.content.tweet_text import weighted_length
 
 T = TypeVar("T")
 

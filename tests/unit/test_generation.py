@@ -1,11 +1,11 @@
-"""worker.generation: prompts, cleaning and the checks that need no I/O."""
+"""worker.content.generation: prompts, cleaning and the checks that need no I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.config_models import Generation, Persona
-from worker.generation import (
+from worker.config.models import Generation, Persona
+from worker.content.generation import (
     ALT_TEXT_MAX_CHARS,
     Draft,
     GeneratedTweet,

@@ -1,4 +1,4 @@
-"""worker.images: fitting arbitrary images to X's limits."""
+"""worker.content.images: fitting arbitrary images to X's limits."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageDraw
 
-from worker.images import (
+from worker.content.images import (
     DEFAULT_MAX_BYTES,
     X_IMAGE_MAX_BYTES,
     FittedImage,

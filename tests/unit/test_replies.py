@@ -1,7 +1,7 @@
 """The Python side of the shared reply vectors (tests/fixtures/reply_vectors.json).
 
 Each vector's v2 response is read with XClient's own parser (`parse_tweets`, what `mentions()`
-uses) and mapped with `worker.replies.mention_to_reply_row`, the function `poll_mentions` uses;
+uses) and mapped with `worker.conversation.mentions.mention_to_reply_row`, the function `poll_mentions` uses;
 the row must equal `expected` (None: dropped for the reason in `skip`). The Deno tests check the
 same vectors against supabase/functions/_shared/replies.ts, so polling and the webhook agree.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from worker.clients.x import XTweet, parse_tweets
-from worker.replies import iso_millis, mention_to_reply_row, skip_reason
+from worker.conversation.mentions import iso_millis, mention_to_reply_row, skip_reason
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "reply_vectors.json").read_text()

@@ -1,4 +1,4 @@
-"""X's weighted length (twitter-text v3 rules) in worker.tweet_text."""
+"""X's weighted length (twitter-text v3 rules) in worker.content.tweet_text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.tweet_text import (
+from worker.content.tweet_text import (
     MAX_WEIGHTED_LENGTH,
     TweetTextError,
     extract_url_spans,

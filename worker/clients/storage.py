@@ -2,7 +2,7 @@
 
 Built on supabase-py's async client (`acreate_client(SUPABASE_URL, SUPABASE_KEY).storage`),
 created on first use. Uploads always upsert: names are content-addressed
-(`worker.images.fit_for_x` gives `yyyy/mm/<sha256-16>.jpg`), so writing the same path again
+(`worker.content.images.fit_for_x` gives `yyyy/mm/<sha256-16>.jpg`), so writing the same path again
 writes the same bytes, and a retried job is harmless.
 
 What Supabase Storage sends back (github.com/supabase/storage, `src/http/error-handler.ts`):
@@ -38,14 +38,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from worker.runtime.metrics import API_CALLS
+from worker.metrics import API_CALLS
 
 if TYPE_CHECKING:
     from storage3 import AsyncStorageClient
     from storage3._async.file_api import AsyncBucketProxy
 
     from supabase import AsyncClient
-    from worker.images import FittedImage
+    from worker.content.images import FittedImage
     from worker.settings import Settings
 
 __all__ = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +63,35 @@ async def refund_unless_served(
     charge then keeps the local count at or above X's, so a cap is never overrun."""
     if requests == 1 and not getattr(exc, "outcome_unknown", False):
         await refund_quota(ctx, resource, amount)
+
+
+@dataclass
+class ReadReservation:
+    """Reads taken for one X call; the caller sets `served` to what X returned."""
+
+    amount: int
+    served: int = 0
+
+
+@asynccontextmanager
+async def reserved_reads(
+    ctx: JobContext, amount: int, *, requests: int = 1
+) -> AsyncIterator[ReadReservation]:
+    """Reserve `amount` reads (or snooze), run the block, then settle what X did not serve.
+
+    Success gives back `amount - served`. A failure gives the reservation back only when X
+    certainly served nothing (`refund_unless_served`: one request, a known outcome), then
+    re-raises for the caller to map. This is the one home of that rule: the reads counter must
+    never fall below what X bills.
+    """
+    await reserve_quota(ctx, "reads", amount)
+    held = ReadReservation(amount)
+    try:
+        yield held
+    except Exception as exc:
+        await refund_unless_served(ctx, "reads", amount, exc, requests=requests)
+        raise
+    await refund_quota(ctx, "reads", amount - held.served)
 
 
 async def refund_quota(ctx: JobContext, resource: str, amount: int) -> None:

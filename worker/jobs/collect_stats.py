@@ -12,9 +12,7 @@ from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout
 from worker.jobs._x import (
     rate_limit_snooze,
     record_usage,
-    refund_quota,
-    refund_unless_served,
-    reserve_quota,
+    reserved_reads,
     usage_capped,
 )
 from worker.jobs.context import JobContext
@@ -33,20 +31,17 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
     ids = [r["tweet_id"] for r in await db.fetch("tweets_for_stats", {"days": payload.days})]
     if not ids:
         return {"tweets": 0}
-    await reserve_quota(ctx, "reads", len(ids))
+    requests = (len(ids) + 99) // 100
     try:
-        metrics = await ctx.services.x.lookup_tweets(ids)
+        async with reserved_reads(ctx, len(ids), requests=requests) as reads:
+            metrics = await ctx.services.x.lookup_tweets(ids)
+            reads.served = len(metrics)
     except XRateLimited as exc:
-        await refund_unless_served(ctx, "reads", len(ids), exc, requests=(len(ids) + 99) // 100)
         raise rate_limit_snooze("tweets_lookup", exc.reset_at) from None
-    except XUsageCapped as exc:
-        await refund_unless_served(ctx, "reads", len(ids), exc, requests=(len(ids) + 99) // 100)
+    except XUsageCapped:
         raise await usage_capped(ctx, "stats collections") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        await refund_unless_served(ctx, "reads", len(ids), exc, requests=(len(ids) + 99) // 100)
         raise RetryLater(f"tweet lookup failed ({type(exc).__name__})") from None
-    await refund_quota(ctx, "reads", len(ids) - len(metrics))
-    requests = (len(ids) + 99) // 100
     await record_usage(ctx, "tweets_lookup", reads=len(metrics), calls=requests)
 
     rows = [

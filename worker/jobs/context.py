@@ -12,7 +12,7 @@ from worker.queue import Job
 if TYPE_CHECKING:
     from loguru import Logger
 
-    from worker.services import Services
+    from worker.runtime.services import Services
 
 
 @dataclass

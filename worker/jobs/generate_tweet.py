@@ -44,8 +44,8 @@ from worker.clients.ai import (
     Usage,
 )
 from worker.clients.storage import ImageStoreError, ImageStoreUnavailable
-from worker.config_models import Generation, Persona
-from worker.generation import (
+from worker.config.models import Generation, Persona
+from worker.content.generation import (
     Draft,
     GeneratedTweet,
     Rejection,
@@ -57,7 +57,7 @@ from worker.generation import (
     system_prompt,
     user_prompt,
 )
-from worker.images import ImageRejected, fit_for_x_async
+from worker.content.images import ImageRejected, fit_for_x_async
 from worker.jobs._x import CAP_RECHECK, alert, next_month_start
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind

@@ -18,18 +18,16 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout, XUsageCapped
+from worker.conversation.mentions import mention_to_reply_row
 from worker.jobs._x import (
     bot_user_id,
     rate_limit_snooze,
     record_usage,
-    refund_quota,
-    refund_unless_served,
-    reserve_quota,
+    reserved_reads,
     usage_capped,
 )
 from worker.jobs.context import JobContext
 from worker.jobs.registry import RetryLater, job_kind
-from worker.replies import mention_to_reply_row
 
 
 class PollMentionsPayload(BaseModel):
@@ -54,25 +52,22 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
         since_id = account["mentions_since_id"] if account else None
 
     budget = payload.max_results * payload.max_pages
-    await reserve_quota(ctx, "reads", budget)
     try:
-        page = await ctx.services.x.mentions(
-            user_id,
-            since_id=since_id,
-            until_id=payload.until_id,
-            max_results=payload.max_results,
-            max_pages=payload.max_pages,
-        )
+        async with reserved_reads(ctx, budget, requests=payload.max_pages) as reads:
+            page = await ctx.services.x.mentions(
+                user_id,
+                since_id=since_id,
+                until_id=payload.until_id,
+                max_results=payload.max_results,
+                max_pages=payload.max_pages,
+            )
+            reads.served = len(page.tweets)
     except XRateLimited as exc:
-        await refund_unless_served(ctx, "reads", budget, exc, requests=payload.max_pages)
         raise rate_limit_snooze("mentions", exc.reset_at) from None
-    except XUsageCapped as exc:
-        await refund_unless_served(ctx, "reads", budget, exc, requests=payload.max_pages)
+    except XUsageCapped:
         raise await usage_capped(ctx, "mention polls") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        await refund_unless_served(ctx, "reads", budget, exc, requests=payload.max_pages)
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
-    await refund_quota(ctx, "reads", budget - len(page.tweets))
     await record_usage(ctx, "mentions", reads=len(page.tweets))
 
     rows = [

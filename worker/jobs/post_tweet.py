@@ -27,6 +27,7 @@ from worker.clients.x import (
     XTimeout,
     XUsageCapped,
 )
+from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
 from worker.jobs._x import (
     alert,
@@ -35,13 +36,11 @@ from worker.jobs._x import (
     rate_limit_snooze,
     record_usage,
     refund_quota,
-    refund_unless_served,
-    reserve_quota,
+    reserved_reads,
     usage_capped,
 )
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, job_kind
-from worker.tweet_text import validate_tweet_text
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 RECONCILE_LOOKBACK = 100  # tweets per page searched for an unknown outcome
@@ -76,15 +75,11 @@ async def find_posted(
     horizon = (since - timedelta(minutes=5)) if since else None
     until_id: str | None = None
     for _page in range(RECONCILE_MAX_PAGES if horizon else 1):
-        await reserve_quota(ctx, "reads", RECONCILE_LOOKBACK)
-        try:
+        async with reserved_reads(ctx, RECONCILE_LOOKBACK) as reads:
             tweets = await ctx.services.x.recent_tweets(
                 user_id, max_results=RECONCILE_LOOKBACK, until_id=until_id
             )
-        except Exception as exc:
-            await refund_unless_served(ctx, "reads", RECONCILE_LOOKBACK, exc)
-            raise
-        await refund_quota(ctx, "reads", RECONCILE_LOOKBACK - len(tweets))
+            reads.served = len(tweets)
         await record_usage(ctx, "users_tweets", reads=len(tweets))
         for tweet in tweets:
             if comparable(tweet.text) != wanted:

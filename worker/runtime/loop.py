@@ -19,13 +19,13 @@ from typing import Any
 from loguru import logger
 from pydantic import ValidationError
 
+from worker import metrics
 from worker.aio import wait_event
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, JobSpec, RetryLater, Snooze
 from worker.logs import redact
 from worker.queue import Job
-from worker.runtime import metrics
-from worker.services import Services
+from worker.runtime.services import Services
 
 _OUTCOME_WRITE_ATTEMPTS = 8
 

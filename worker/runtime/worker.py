@@ -15,17 +15,16 @@ from typing import Any
 
 from loguru import logger
 
-from worker import jobs
-from worker.alerts import WorkerAlerts
+from worker import jobs, metrics
+from worker.alerts.tasks import WorkerAlerts
+from worker.config.live import LiveConfig
 from worker.db import Database
-from worker.live_config import LiveConfig
 from worker.logs import redact
 from worker.migrate import discover
 from worker.queue import JobQueue
-from worker.runtime import metrics
 from worker.runtime.health import create_health_app, serve
 from worker.runtime.loop import ClaimLoop
-from worker.services import Services
+from worker.runtime.services import Services
 from worker.settings import Settings
 
 VERSION = "0.1.0"
@@ -77,7 +76,7 @@ class Worker:
         self._config_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._status: dict[str, Any] = {"queue": {}, "quota": [], "cost": {}}
-        self.alerts = WorkerAlerts(self)  # alert conditions + webhook (worker/alerts.py)
+        self.alerts = WorkerAlerts(self)  # alert conditions + webhook (worker/alerts/)
 
     # -- start-up ---------------------------------------------------------------------------
     async def _check_database(self) -> None:

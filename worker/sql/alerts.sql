@@ -1,4 +1,4 @@
--- Named queries for the alert lifecycle (worker/alerts.py). See docs/alerts.md.
+-- Named queries for the alert lifecycle (worker/alerts/). See docs/alerts.md.
 
 -- name: evaluate_alerts
 select action, dedupe_key, message

@@ -1,4 +1,4 @@
--- Named queries for operator actions (the `chirpbase` CLI, worker/operator.py).
+-- Named queries for operator actions (the `chirpbase` CLI, worker/ops/operator.py).
 --
 -- The CLI takes the same path a SQL user takes: it inserts and updates rows and calls the queue's
 -- functions. Every rule (length limits, state transitions, what can be cancelled) is enforced by

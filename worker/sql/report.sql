@@ -1,4 +1,4 @@
--- Named queries for the engagement report (worker/report.py).
+-- Named queries for the engagement report (worker/report/).
 --
 -- The heavy lifting happens here, where it is cheap: the latest snapshot per tweet comes from the
 -- (tweet_id, collected_at desc) index, and daily gains are computed with window functions, so

@@ -4,7 +4,7 @@
  * Two paths feed `public.replies` and must produce the same rows for the same post:
  *   - the webhook (this repo's `x-webhook` edge function): X Account Activity deliveries carry
  *     v1.1-style tweet objects in `tweet_create_events[]` → {@link replyFromV1};
- *   - the worker's `poll_mentions` job (Python: `worker/replies.py`, used by
+ *   - the worker's `poll_mentions` job (Python: `worker/conversation/mentions.py`, used by
  *     `worker/jobs/poll_mentions.py`): X API v2 `GET /2/users/:id/mentions` → {@link replyFromV2},
  *     which this module also implements so the shared vectors in
  *     `tests/fixtures/reply_vectors.json` are checked from both languages.
@@ -97,7 +97,7 @@ export function idOf(v: unknown): string | null {
 /**
  * A string as Postgres text can hold it: lone surrogates (valid in JSON, not in UTF-8) become
  * U+FFFD and NUL is dropped. Without this one such post fails the whole delivery's insert, and
- * X redelivers it forever. worker/replies.py cleans polled posts the same way.
+ * X redelivers it forever. worker/conversation/mentions.py cleans polled posts the same way.
  */
 function str(v: unknown): string | null {
   return typeof v === "string" ? v.toWellFormed().replaceAll("\u0000", "") : null;

@@ -13,7 +13,7 @@ from loguru import logger
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from worker.config_models import (
+from worker.config.models import (
     CONFIG_MODELS,
     Alerts,
     Engagement,

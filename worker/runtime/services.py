@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from worker.config.live import LiveConfig
 from worker.db import Database
-from worker.live_config import LiveConfig
 from worker.queue import JobQueue
 from worker.settings import Settings
 

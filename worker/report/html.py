@@ -9,10 +9,9 @@ import base64
 import math
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from worker.report import Analysis
+from worker.report.analysis import WEEKDAYS, Analysis, records
 
 CSS = """
 :root { --ink:#0f1419; --muted:#536471; --line:#eff3f4; --card:#f7f9f9; --accent:#1d9bf0; }
@@ -201,7 +200,6 @@ def _headline(a: Analysis) -> str:
 
 
 def _best_times_tables(a: Analysis) -> str:
-    from worker.report import WEEKDAYS, records
 
     hours = a.by_hour[a.by_hour["tweets"] > 0].sort_values(
         ["mean_engagements", "tweets"], ascending=[False, False], kind="stable"

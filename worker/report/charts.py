@@ -11,11 +11,12 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from worker.report.analysis import WEEKDAYS, Analysis, records
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from worker.report import Analysis
 
 # X-ish palette: likes pink, retweets green, replies blue, impressions slate.
 COLORS = {
@@ -203,7 +204,6 @@ def best_times_heatmap(a: Analysis, path: Path) -> Path:
 
     grid = np.full((7, 24), np.nan)
     counts = np.zeros((7, 24), dtype=int)
-    from worker.report import records
 
     for row in records(a.slots):
         grid[int(row["weekday"]), int(row["hour"])] = float(row["mean_engagements"])
@@ -234,8 +234,6 @@ def best_times_heatmap(a: Analysis, path: Path) -> Path:
                 )
         slot = a.summary.get("best_slot")
         if slot:
-            from worker.report import WEEKDAYS
-
             r, c = WEEKDAYS.index(slot["weekday"]), slot["hour"]
             ax.add_patch(
                 Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec=COLORS["likes"], lw=2.5)
@@ -342,7 +340,6 @@ def top_tweets(a: Analysis, path: Path) -> Path:
         for yi, total, rate in zip(y, left, top["engagement_rate"], strict=False):
             extra = "" if rate is None or np.isnan(rate) else f"  ({rate * 100:.1f}%)"
             ax.text(float(total), float(yi), f" {_fmt(total)}{extra}", va="center", fontsize=8.5)
-        from worker.report import records
 
         labels = [
             f"{r['posted_at']:%a %d %b %H:%M}  {label_text(r['content'], 52)}" for r in records(top)

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from worker.config_models import CONFIG_MODELS, validate_config
+from worker.config.models import CONFIG_MODELS, validate_config
 from worker.db import Params, query
 from worker.logs import redact
 

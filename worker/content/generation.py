@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.config_models import Generation, Persona
-from worker.tweet_text import MAX_WEIGHTED_LENGTH, TRANSFORMED_URL_LENGTH, weighted_length
+from worker.config.models import Generation, Persona
+from worker.content.tweet_text import MAX_WEIGHTED_LENGTH, TRANSFORMED_URL_LENGTH, weighted_length
 
 __all__ = [
     "ALT_TEXT_MAX_CHARS",

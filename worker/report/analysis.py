@@ -1,14 +1,8 @@
-"""The engagement report: what worked, when to post, whether images help.
+"""The engagement report's analysis: what worked, when to post, whether images help.
 
-`build_report()` reads two small result sets from Postgres (latest stats per tweet, and engagement
-gained per day, both aggregated in SQL: see worker/sql/report.sql), analyses them with pandas, and
-writes into one folder:
-
-- `report.html`: self-contained (charts inlined as base64 PNG, inline CSS, no external assets);
-- `engagement_over_time.png`, `best_times_heatmap.png`, `image_vs_no_image.png`,
-  `top_tweets.png`;
-- `tweets.csv` (one row per tweet), `daily.csv` (one row per UTC day), `best_times.csv`
-  (weekday x hour), and `summary.json` (the headline numbers).
+`load()` reads two small result sets from Postgres (latest stats per tweet, and engagement
+gained per day, both aggregated in SQL: see worker/sql/report.sql) and `analyse()` turns them
+into an `Analysis` with pandas; worker.report.build writes the files from it.
 
 Definitions (all times UTC):
 - engagements = likes + retweets + replies, from each tweet's latest stats snapshot (X's counters
@@ -25,12 +19,9 @@ pandas and matplotlib are imported lazily: the worker never pays for them.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -93,11 +84,6 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def default_out_dir(now: datetime | None = None) -> Path:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / f"report-{stamp}"
-
-
 @dataclass
 class Analysis:
     """Everything the charts, CSVs and HTML are drawn from."""
@@ -116,15 +102,6 @@ class Analysis:
     @property
     def empty(self) -> bool:
         return bool(self.tweets.empty and float(self.daily["engagements"].sum()) == 0)
-
-
-@dataclass
-class Report:
-    out_dir: Path
-    files: dict[str, Path]
-    summary: dict[str, Any]
-    empty: bool
-    seconds: float
 
 
 def records(df: pd.DataFrame, *, index: bool = False) -> list[dict[str, Any]]:
@@ -380,83 +357,3 @@ def _daily(raw: pd.DataFrame, tw: pd.DataFrame, since: datetime, until: datetime
     daily = daily.reset_index()
     daily["day"] = daily["day"].dt.date
     return daily[DAILY_COLUMNS]
-
-
-# -- output ------------------------------------------------------------------------------------
-
-
-def write_csvs(a: Analysis, out: Path) -> dict[str, Path]:
-    import pandas as pd
-
-    paths = {
-        "tweets_csv": out / "tweets.csv",
-        "daily_csv": out / "daily.csv",
-        "best_times_csv": out / "best_times.csv",
-    }
-    tweets = a.tweets.copy()
-    tweets["weekday"] = tweets["weekday"].map(lambda d: WEEKDAYS[int(d)])
-    # Counts as integers in the files (nullable: impressions can be unknown), rates rounded.
-    tweets["impressions"] = tweets["impressions"].round().astype("Int64")
-    tweets["engagement_rate"] = tweets["engagement_rate"].round(6)
-    tweets.to_csv(paths["tweets_csv"], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    daily = a.daily.copy()
-    for col in ("likes", "retweets", "replies", "engagements", "impressions"):
-        daily[col] = pd.to_numeric(daily[col]).round().astype("Int64")
-    daily["engagement_rate"] = pd.to_numeric(daily["engagement_rate"]).round(6)
-    daily.to_csv(paths["daily_csv"], index=False)
-    slots = a.slots.copy()
-    slots["mean_engagements"] = slots["mean_engagements"].round(3)
-    slots["weekday"] = slots["weekday"].map(lambda d: WEEKDAYS[int(d)])
-    slots.to_csv(paths["best_times_csv"], index=False)
-    return paths
-
-
-def build_report(
-    dsn: str,
-    *,
-    since: str | datetime = DEFAULT_SINCE,
-    out_dir: Path | str | None = None,
-    now: datetime | None = None,
-) -> Report:
-    """Read, analyse, and write the report folder; returns its paths and headline numbers."""
-    from worker import report_charts, report_html
-
-    started = time.perf_counter()
-    until = (now or datetime.now(UTC)).astimezone(UTC)
-    start = since if isinstance(since, datetime) else parse_since(since, until)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(until)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(f"cannot create {out}: {exc.strerror or exc}") from None
-
-    try:
-        with psycopg.connect(dsn, connect_timeout=5, application_name="chirpbase-report") as conn:
-            raw_tweets, raw_daily, counts = load(conn, start, until)
-    except psycopg.OperationalError as exc:
-        raise ReportError(f"cannot connect to the database: {str(exc).strip()}") from None
-
-    a = analyse(raw_tweets, raw_daily, start, until, counts)
-    files: dict[str, Path] = {}
-    files.update(write_csvs(a, out))
-    charts: dict[str, Path] = {}
-    if not a.empty:
-        charts = report_charts.render_all(a, out)
-        files.update(charts)
-    files["html"] = out / "report.html"
-    files["summary_json"] = out / "summary.json"
-    elapsed = time.perf_counter() - started
-    a.summary["empty"] = a.empty
-    a.summary["seconds"] = round(elapsed, 3)
-    files["html"].write_text(report_html.render(a, charts), encoding="utf-8")
-    a.summary["files"] = {k: str(v) for k, v in files.items()}
-    files["summary_json"].write_text(
-        json.dumps(a.summary, indent=2, default=str) + "\n", encoding="utf-8"
-    )
-    return Report(
-        out_dir=out,
-        files=files,
-        summary=a.summary,
-        empty=a.empty,
-        seconds=time.perf_counter() - started,
-    )

@@ -1,25 +1,5 @@
-"""chirpbase's OpenAI client: structured tweet text, images, moderation, usage and cost.
-
-API choice: **Chat Completions** with structured output (``client.chat.completions.parse`` and a
-pydantic model as ``response_format``), not the Responses API. A tweet is one stateless
-system+user turn: we need none of what Responses adds (server-side conversation state, built-in
-tools, reasoning items), Chat Completions is what every OpenAI-compatible endpoint reachable
-through ``OPENAI_BASE_URL`` speaks (Azure, proxies, local servers, our sandbox), and it stores
-nothing on OpenAI's side by default (Responses defaults to ``store=true``). ``.parse()`` turns the
-model into a strict JSON schema, sends it, and validates the reply back into the model.
-
-Retries: tenacity is the single retry policy (the SDK's own ``max_retries`` is 0). It retries
-429 rate limits, 5xx, 408/409, timeouts and connection errors with exponential backoff plus
-jitter, honours ``retry-after-ms`` / ``retry-after`` (or the ``x-ratelimit-reset-*`` headers of an
-exhausted window) up to ``RetryPolicy.max_retry_after``, and stops after ``max_attempts``. A
-longer server-imposed wait is not slept through: the error carries ``retry_after`` so the job
-queue can reschedule. Everything the handler may see is an :class:`AIError` subclass with a
-``retryable`` flag; the API key never appears in messages (they are redacted) and the SDK's
-exception is not chained (so tracebacks cannot leak it either).
-
-Cost: every call returns a :class:`Usage` with token/image counts and ``cost_usd`` estimated from
-:class:`Pricing` (USD per 1M tokens, per image as a fallback). The numbers are defaults from
-OpenAI's public price list (checked Nov 2026); config can override any of them.
+"""AIClient: structured tweet text, images and moderation on the openai SDK (see the package
+docstring for the API choice, retries and cost).
 """
 
 from __future__ import annotations
@@ -27,19 +7,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import email.utils
 import json
-import math
 import random
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pydantic
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -48,396 +25,36 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from worker.runtime.metrics import API_CALLS
+from worker.metrics import API_CALLS
 
 if TYPE_CHECKING:
     import openai
     from openai import AsyncOpenAI
 
+from worker.clients.ai.errors import (
+    AIAuthError,
+    AIBadRequest,
+    AIError,
+    AIInvalidOutput,
+    AIQuotaExhausted,
+    AIRateLimited,
+    AIRefusal,
+    AIUnavailable,
+)
+from worker.clients.ai.limits import RateLimitInfo, RetryPolicy, Sleep, parse_retry_after
+from worker.clients.ai.pricing import Pricing, Usage
+
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
 
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
+
 _log = logger.bind(service="openai")
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-
-
-class AIError(Exception):
-    """Base of every error this client raises. ``retryable`` tells the handler whether running
-    the job again later can help; ``retry_after`` (seconds) is the server's requested wait."""
-
-    retryable: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-        attempts: int = 1,
-        usage: Usage | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-        self.code = code
-        self.param = param
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.attempts = attempts
-        self.usage = usage
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class AIRateLimited(AIError):
-    """429 rate limit (requests or tokens per minute) still hit after the bounded retries, or
-    with a ``retry_after`` longer than the client sleeps through."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, rate_limit: RateLimitInfo | None = None, **kw: Any):
-        super().__init__(message, **kw)
-        self.rate_limit = rate_limit
-
-
-class AIQuotaExhausted(AIError):
-    """429 ``insufficient_quota``: the account is out of credit or over its budget. Retrying
-    does not help until someone acts (alert the operator)."""
-
-    retryable = False
-
-
-class AIUnavailable(AIError):
-    """5xx, timeout or connection failure after the bounded retries."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, timeout: bool = False, **kw: Any):
-        super().__init__(message, **kw)
-        self.timeout = timeout
-
-
-class AIBadRequest(AIError):
-    """The request itself is wrong (400/404/422...): bad parameters, unknown model. Not
-    retryable without a change (usually of config)."""
-
-    retryable = False
-
-
-class AIAuthError(AIError):
-    """401/403: missing, wrong or revoked API key, or no access to the project/model."""
-
-    retryable = False
-
-
-class AIRefusal(AIError):
-    """The model refused (``message.refusal``) or the output was stopped by the content filter.
-    Tokens were billed: ``usage`` says how many."""
-
-    retryable = False
-
-    def __init__(self, message: str, *, refusal: str, reason: str = "refusal", **kw: Any):
-        super().__init__(message, **kw)
-        self.refusal = refusal
-        self.reason = reason
-
-
-class AIInvalidOutput(AIError):
-    """The reply did not parse into the requested schema (truncated at the token limit,
-    invalid JSON, failed validation). Billed; a new sample may succeed."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, raw_content: str | None = None, reason: str, **kw: Any):
-        super().__init__(message, **kw)
-        self.raw_content = raw_content
-        self.reason = reason
-
-
-# --------------------------------------------------------------------------------------------
-# Usage, rate limits, pricing
-# --------------------------------------------------------------------------------------------
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_reset_duration(value: str | None) -> float | None:
-    """OpenAI's ``x-ratelimit-reset-*`` format (``20ms``, ``1s``, ``6m0s``, ``1h2m3.5s``) in
-    seconds, or None when absent or unparseable."""
-    if not value:
-        return None
-    text = value.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            return None
-        number, unit = float(match.group(1)), match.group(2)
-        total += {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit] * number
-        pos = match.end()
-    if pos != len(text) or pos == 0:
-        try:
-            return max(0.0, float(text))
-        except ValueError:
-            return None
-    return total
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class RateLimitInfo:
-    """The ``x-ratelimit-*`` headers of one response."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_s: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens_s: float | None = None
-
-    @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
-        info = cls(
-            limit_requests=_int_header(headers, "x-ratelimit-limit-requests"),
-            remaining_requests=_int_header(headers, "x-ratelimit-remaining-requests"),
-            reset_requests_s=parse_reset_duration(headers.get("x-ratelimit-reset-requests")),
-            limit_tokens=_int_header(headers, "x-ratelimit-limit-tokens"),
-            remaining_tokens=_int_header(headers, "x-ratelimit-remaining-tokens"),
-            reset_tokens_s=parse_reset_duration(headers.get("x-ratelimit-reset-tokens")),
-        )
-        return None if info == cls() else info
-
-    def exhausted_wait(self) -> float | None:
-        """Seconds until an exhausted window resets (None when nothing is exhausted)."""
-        waits = []
-        if self.remaining_requests == 0 and self.reset_requests_s is not None:
-            waits.append(self.reset_requests_s)
-        if self.remaining_tokens == 0 and self.reset_tokens_s is not None:
-            waits.append(self.reset_tokens_s)
-        return max(waits) if waits else None
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """``retry-after-ms`` (preferred, as the SDK does), else ``retry-after`` in seconds or as an
-    HTTP date; None when absent or unusable."""
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-            if math.isfinite(value) and value >= 0:
-                return value
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-        return value if math.isfinite(value) and value >= 0 else None
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - (time.time() if now is None else now))
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What one client call consumed (billed attempts only), for ``api_usage`` and cost."""
-
-    operation: Literal["text", "image", "moderation"]
-    model: str
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    image_input_tokens: int = 0
-    images: int = 0
-    cost_usd: float = 0.0
-    attempts: int = 1
-    request_id: str | None = None
-    rate_limit: RateLimitInfo | None = field(default=None, compare=False)
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        """Sum of two calls (e.g. a generation and its retry with feedback)."""
-        return Usage(
-            operation=self.operation,
-            model=self.model if self.model == other.model else f"{self.model}+{other.model}",
-            input_tokens=self.input_tokens + other.input_tokens,
-            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            image_input_tokens=self.image_input_tokens + other.image_input_tokens,
-            images=self.images + other.images,
-            cost_usd=self.cost_usd + other.cost_usd,
-            attempts=self.attempts + other.attempts,
-            request_id=other.request_id or self.request_id,
-            rate_limit=other.rate_limit or self.rate_limit,
-        )
-
-
-class TokenPrice(BaseModel):
-    """USD per 1M tokens for a text model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0)
-    output: float = Field(ge=0)
-
-
-class ImagePrice(BaseModel):
-    """USD per 1M tokens for a GPT image model; ``per_image`` when no usage is reported."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    text_input: float = Field(ge=0)
-    image_input: float = Field(default=0.0, ge=0)
-    output: float = Field(ge=0)
-    per_image: float = Field(ge=0)
-
-
-# Defaults from OpenAI's public price list (standard tier, checked Nov 2026). Config overrides.
-DEFAULT_TEXT_PRICES: dict[str, TokenPrice] = {
-    "gpt-5.5": TokenPrice(input=5.00, cached_input=0.50, output=30.00),
-    "gpt-5.4": TokenPrice(input=2.50, cached_input=0.25, output=15.00),
-    "gpt-5.4-mini": TokenPrice(input=0.75, cached_input=0.075, output=4.50),
-    "gpt-5.4-nano": TokenPrice(input=0.20, cached_input=0.02, output=1.25),
-    "gpt-5": TokenPrice(input=1.25, cached_input=0.125, output=10.00),
-    "gpt-5-mini": TokenPrice(input=0.25, cached_input=0.025, output=2.00),
-    "gpt-5-nano": TokenPrice(input=0.05, cached_input=0.005, output=0.40),
-    "gpt-4.1": TokenPrice(input=2.00, cached_input=0.50, output=8.00),
-    "gpt-4.1-mini": TokenPrice(input=0.40, cached_input=0.10, output=1.60),
-    "gpt-4o": TokenPrice(input=2.50, cached_input=1.25, output=10.00),
-    "gpt-4o-mini": TokenPrice(input=0.15, cached_input=0.075, output=0.60),
-}
-DEFAULT_IMAGE_PRICES: dict[str, ImagePrice] = {
-    "gpt-image-2": ImagePrice(text_input=5.00, image_input=8.00, output=30.00, per_image=0.053),
-    "gpt-image-1.5": ImagePrice(text_input=5.00, image_input=8.00, output=32.00, per_image=0.034),
-    "gpt-image-1-mini": ImagePrice(text_input=2.00, image_input=2.50, output=8.00, per_image=0.011),
-    "gpt-image-1": ImagePrice(text_input=5.00, image_input=10.00, output=40.00, per_image=0.042),
-}
-# Unknown models are priced like a mid/high model so cost is never silently zero.
-FALLBACK_TEXT_PRICE = TokenPrice(input=2.50, cached_input=0.25, output=15.00)
-FALLBACK_IMAGE_PRICE = ImagePrice(text_input=5.00, image_input=8.00, output=30.00, per_image=0.053)
-
-_DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
-
-
-class Pricing(BaseModel):
-    """Price table; ``Pricing().merged({...})`` applies a config override over the defaults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    text: dict[str, TokenPrice] = Field(default_factory=lambda: dict(DEFAULT_TEXT_PRICES))
-    image: dict[str, ImagePrice] = Field(default_factory=lambda: dict(DEFAULT_IMAGE_PRICES))
-    fallback_text: TokenPrice = FALLBACK_TEXT_PRICE
-    fallback_image: ImagePrice = FALLBACK_IMAGE_PRICE
-    moderation_per_call: float = Field(default=0.0, ge=0)
-
-    def merged(self, overrides: Mapping[str, Any] | None) -> Pricing:
-        """A copy with ``overrides`` (same shape, partial tables allowed) applied on top."""
-        if not overrides:
-            return self
-        data = self.model_dump()
-        for key, value in overrides.items():
-            if key in ("text", "image") and isinstance(value, Mapping):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
-        return Pricing.model_validate(data)
-
-    @staticmethod
-    def _lookup(table: Mapping[str, R], model: str) -> R | None:
-        if model in table:
-            return table[model]
-        base = _DATE_SUFFIX.sub("", model)
-        if base in table:
-            return table[base]
-        prefixes = [k for k in table if base.startswith(k + "-")]
-        return table[max(prefixes, key=len)] if prefixes else None
-
-    def text_price(self, model: str) -> TokenPrice:
-        return self._lookup(self.text, model) or self.fallback_text
-
-    def image_price(self, model: str) -> ImagePrice:
-        return self._lookup(self.image, model) or self.fallback_image
-
-    def text_cost(
-        self, model: str, input_tokens: int, cached_input_tokens: int, output_tokens: int
-    ) -> float:
-        """``input_tokens`` includes the cached ones, as OpenAI reports ``prompt_tokens``."""
-        price = self.text_price(model)
-        cached = min(cached_input_tokens, input_tokens)
-        cached_rate = price.cached_input if price.cached_input is not None else price.input
-        return (
-            (input_tokens - cached) * price.input
-            + cached * cached_rate
-            + output_tokens * price.output
-        ) / 1_000_000
-
-    def image_cost(
-        self,
-        model: str,
-        *,
-        text_input_tokens: int = 0,
-        image_input_tokens: int = 0,
-        output_tokens: int = 0,
-        images: int = 1,
-        has_usage: bool = True,
-    ) -> float:
-        price = self.image_price(model)
-        if not has_usage:
-            return price.per_image * images
-        return (
-            text_input_tokens * price.text_input
-            + image_input_tokens * price.image_input
-            + output_tokens * price.output
-        ) / 1_000_000
-
-    def estimate(self, usage: Usage) -> float:
-        """Recompute the cost of a :class:`Usage` with this table."""
-        if usage.operation == "text":
-            return self.text_cost(
-                usage.model, usage.input_tokens, usage.cached_input_tokens, usage.output_tokens
-            )
-        if usage.operation == "image":
-            has_usage = usage.input_tokens + usage.output_tokens > 0
-            return self.image_cost(
-                usage.model,
-                text_input_tokens=usage.input_tokens - usage.image_input_tokens,
-                image_input_tokens=usage.image_input_tokens,
-                output_tokens=usage.output_tokens,
-                images=usage.images,
-                has_usage=has_usage,
-            )
-        return self.moderation_per_call
 
 
 @dataclass(frozen=True)
@@ -450,39 +67,7 @@ class ModerationResult:
     usage: Usage | None = None
 
 
-# --------------------------------------------------------------------------------------------
-# Retry policy
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff and jitter (seconds). Tests shrink these."""
-
-    max_attempts: int = 4
-    initial_backoff: float = 0.5
-    max_backoff: float = 20.0
-    jitter: float = 0.5
-    # Honour a server ``retry-after`` up to this long; beyond it, give up and let the queue
-    # reschedule the job (the error's ``retry_after`` says when).
-    max_retry_after: float = 60.0
-    request_timeout: float = 60.0
-    image_timeout: float = 180.0
-    connect_timeout: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
-
-
-Sleep = Callable[[float], Awaitable[None]]
-
 _KEYLIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*]{4,}")
-
-
-# --------------------------------------------------------------------------------------------
-# The client
-# --------------------------------------------------------------------------------------------
 
 
 class AIClient:
@@ -984,27 +569,3 @@ def _first_content(completion: Any) -> str | None:
     except (AttributeError, IndexError):
         return None
     return content if isinstance(content, str) else None
-
-
-__all__ = [
-    "DEFAULT_IMAGE_PRICES",
-    "DEFAULT_TEXT_PRICES",
-    "AIAuthError",
-    "AIBadRequest",
-    "AIClient",
-    "AIError",
-    "AIInvalidOutput",
-    "AIQuotaExhausted",
-    "AIRateLimited",
-    "AIRefusal",
-    "AIUnavailable",
-    "ImagePrice",
-    "ModerationResult",
-    "Pricing",
-    "RateLimitInfo",
-    "RetryPolicy",
-    "TokenPrice",
-    "Usage",
-    "parse_reset_duration",
-    "parse_retry_after",
-]

@@ -1,0 +1,72 @@
+"""chirpbase's X API v2 client: tweepy's ``Client`` plus the few calls tweepy lacks.
+
+The calls are in ``client``, the errors in ``errors``, the shapes of X's answers in ``shapes``,
+the way requests reach X in ``transport``.
+
+* OAuth 1.0a user context (``X_API_KEY``, ``X_API_SECRET``, ``X_ACCESS_TOKEN``,
+  ``X_ACCESS_TOKEN_SECRET``) for everything the account does; the app bearer token
+  (``X_BEARER_TOKEN``) for ``GET /2/usage/tweets``, which only accepts app-only auth.
+* tweepy hardcodes ``https://api.twitter.com``; a :class:`requests.adapters.HTTPAdapter`
+  mounted on tweepy's own session rewrites that prefix to ``X_API_BASE_URL`` (the sandbox),
+  applies the timeouts tweepy does not set, and records every response's
+  ``x-rate-limit-*`` headers per endpoint. The OAuth signature is computed, as it must be,
+  for the public URL.
+* ``POST /2/media/upload`` and ``POST /2/media/metadata`` (absent from tweepy 4.17) are thin
+  calls on the same session with the OAuth1 auth tweepy builds.
+* Blocking calls run in a small thread pool; every method is ``async``.
+* Errors become the typed hierarchy below. Reads (GET) are retried on 5xx, timeouts and
+  network errors; writes never are (an unknown outcome is the caller's to reconcile).
+  Messages carry the endpoint, status and X's title/detail, never credentials.
+"""
+
+from worker.clients.x.client import XClient
+from worker.clients.x.errors import (
+    XAuthError,
+    XBadRequest,
+    XDuplicate,
+    XError,
+    XForbidden,
+    XNetworkError,
+    XNotFound,
+    XRateLimited,
+    XServerError,
+    XTimeout,
+    XUsageCapped,
+)
+from worker.clients.x.shapes import (
+    LookupResult,
+    MentionsPage,
+    RateLimit,
+    TweetMetrics,
+    XTweet,
+    XUsage,
+    XUser,
+    parse_tweets,
+)
+from worker.clients.x.transport import PUBLIC_BASE_URL, RewritingAdapter, endpoint_name
+
+__all__ = [
+    "PUBLIC_BASE_URL",
+    "LookupResult",
+    "MentionsPage",
+    "RateLimit",
+    "RewritingAdapter",
+    "TweetMetrics",
+    "XAuthError",
+    "XBadRequest",
+    "XClient",
+    "XDuplicate",
+    "XError",
+    "XForbidden",
+    "XNetworkError",
+    "XNotFound",
+    "XRateLimited",
+    "XServerError",
+    "XTimeout",
+    "XTweet",
+    "XUsage",
+    "XUsageCapped",
+    "XUser",
+    "endpoint_name",
+    "parse_tweets",
+]

@@ -1,0 +1,461 @@
+"""XClient: the calls chirpbase makes on X, async, on top of tweepy (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import requests
+import tweepy
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from tweepy.auth import OAuth1UserHandler
+
+from worker.clients.x.errors import (
+    XAuthError,
+    XBadRequest,
+    XError,
+    error_from_errors,
+    error_from_network,
+    error_from_response,
+    not_served,
+)
+from worker.clients.x.shapes import (
+    LookupResult,
+    MentionsPage,
+    RateLimit,
+    TweetMetrics,
+    XTweet,
+    XUsage,
+    XUser,
+    parse_metrics,
+    parse_tweets,
+)
+from worker.clients.x.transport import (
+    ENDPOINT_ALIASES,
+    PUBLIC_BASE_URL,
+    RewritingAdapter,
+    endpoint_name,
+    int_header,
+)
+from worker.content.tweet_text import TweetTextError, validate_tweet_text
+
+_LOOKUP_BATCH = 100
+
+
+_PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+
+
+_TWEET_FIELDS = (
+    "author_id",
+    "created_at",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "public_metrics",
+    "entities",  # mentions: tells a mention of the account from other posts in a thread
+    "note_tweet",  # the full text of a post longer than 280 characters
+)
+
+
+T = TypeVar("T")
+
+
+def _secret(settings: Any, name: str) -> str | None:
+    value = getattr(settings, name, None)
+    if value is None:
+        value = getattr(settings, name.upper(), None)
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter else value)
+
+
+class XClient:
+    """Async facade over tweepy for the calls chirpbase makes. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_secret: str,
+        access_token: str,
+        access_token_secret: str,
+        bearer_token: str | None = None,
+        base_url: str = PUBLIC_BASE_URL,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        read_attempts: int = 3,
+        retry_max_wait: float = 8.0,
+        on_rate_limit: Callable[[str, RateLimit], None] | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self._client = tweepy.Client(
+            bearer_token=bearer_token,
+            consumer_key=api_key,
+            consumer_secret=api_secret,
+            access_token=access_token,
+            access_token_secret=access_token_secret,
+            return_type=dict,
+            wait_on_rate_limit=False,
+        )
+        self._auth = OAuth1UserHandler(api_key, api_secret, access_token, access_token_secret)
+        self._bearer = bearer_token
+        self.base_url = base_url.rstrip("/")
+        self._adapter = RewritingAdapter(
+            self.base_url,
+            timeout=(connect_timeout, timeout),
+            on_response=self._record_response,
+            pool_maxsize=max_workers,
+        )
+        self._client.session.mount(PUBLIC_BASE_URL, self._adapter)
+        self._rate_limits: dict[str, RateLimit] = {}
+        self._lock = threading.Lock()
+        self._on_rate_limit = on_rate_limit
+        self._read_attempts = max(1, read_attempts)
+        self._retry_max_wait = retry_max_wait
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="x-api")
+        # tweepy derives the account id from the access token's "<user id>-..." prefix
+        self._token_user_id = access_token.partition("-")[0]
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> XClient:
+        """Build from chirpbase's Settings (``x_api_key`` ... or ``X_API_KEY`` ... names)."""
+        values: dict[str, Any] = {
+            "api_key": _secret(settings, "x_api_key"),
+            "api_secret": _secret(settings, "x_api_secret"),
+            "access_token": _secret(settings, "x_access_token"),
+            "access_token_secret": _secret(settings, "x_access_token_secret"),
+            "bearer_token": _secret(settings, "x_bearer_token"),
+            "base_url": _secret(settings, "x_api_base_url") or PUBLIC_BASE_URL,
+        }
+        for option, name in (
+            ("timeout", "x_timeout_s"),
+            ("connect_timeout", "x_connect_timeout_s"),
+        ):
+            value = getattr(settings, name, None)
+            if value is not None:
+                values[option] = float(value)
+        values.update(overrides)
+        missing = [
+            k
+            for k in ("api_key", "api_secret", "access_token", "access_token_secret")
+            if not values[k]
+        ]
+        if missing:
+            raise ValueError(f"X credentials missing: {', '.join(missing)}")
+        return cls(**values)
+
+    # --- rate limits -----------------------------------------------------------------------
+
+    def rate_limit(self, endpoint: str) -> RateLimit | None:
+        """Last rate-limit headers seen for ``endpoint``.
+
+        ``endpoint`` is a name such as "mentions" or X's spelling "GET /2/users/:id/mentions".
+        """
+        with self._lock:
+            return self._rate_limits.get(ENDPOINT_ALIASES.get(endpoint, endpoint))
+
+    @property
+    def rate_limits(self) -> dict[str, RateLimit]:
+        with self._lock:
+            return dict(self._rate_limits)
+
+    def _record_response(self, method: str, path: str, response: requests.Response) -> None:
+        limit = int_header(response, "x-rate-limit-limit")
+        remaining = int_header(response, "x-rate-limit-remaining")
+        reset = int_header(response, "x-rate-limit-reset")
+        if limit is None and remaining is None and reset is None:
+            return
+        name = endpoint_name(method, path)
+        seen = RateLimit(
+            limit=limit,
+            remaining=remaining,
+            reset_at=datetime.fromtimestamp(reset, UTC) if reset is not None else None,
+            seen_at=datetime.now(UTC),
+        )
+        with self._lock:
+            self._rate_limits[name] = seen
+        if self._on_rate_limit is not None:
+            with contextlib.suppress(Exception):  # an observer must never break a call
+                self._on_rate_limit(name, seen)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _run(self, endpoint: str, fn: Callable[[], T], *, read: bool) -> T:
+        loop = asyncio.get_running_loop()
+
+        async def once() -> T:
+            try:
+                return await loop.run_in_executor(self._executor, fn)
+            except XError:
+                raise
+            except tweepy.errors.HTTPException as exc:
+                raise error_from_response(endpoint, exc.response) from None
+            except requests.exceptions.RequestException as exc:
+                raise error_from_network(endpoint, exc) from None
+            except tweepy.errors.TweepyException as exc:
+                raise XError(f"{endpoint}: {type(exc).__name__}", endpoint=endpoint) from None
+
+        if not read:
+            return await once()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._read_attempts),
+            wait=wait_exponential_jitter(multiplier=0.2, max=self._retry_max_wait),
+            # Retry reads X certainly did not serve (5xx, no connection). A timeout or a dropped
+            # answer may have been served and billed: the caller decides, not a silent retry.
+            retry=retry_if_exception(not_served),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await once()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _session_call(
+        self, endpoint: str, method: str, path: str, *, auth: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A request tweepy has no method for, on tweepy's session (same adapter, same auth)."""
+        headers = {"User-Agent": self._client.user_agent}
+        request_auth = None
+        if auth == "user":
+            request_auth = self._auth.apply_auth()
+        else:
+            if not self._bearer:
+                raise XAuthError(f"{endpoint}: no X bearer token configured", endpoint=endpoint)
+            headers["Authorization"] = f"Bearer {self._bearer}"
+        response = self._client.session.request(
+            method, PUBLIC_BASE_URL + path, headers=headers, auth=request_auth, **kwargs
+        )
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise error_from_response(endpoint, response)
+            body = response.json()
+        return body if isinstance(body, dict) else {}
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    async def me(self) -> XUser:
+        body = await self._run("me", partial(self._client.get_me, user_auth=True), read=True)
+        data = body.get("data") or {}
+        return XUser(
+            id=str(data["id"]), username=data.get("username", ""), name=data.get("name", "")
+        )
+
+    async def post_tweet(
+        self,
+        text: str,
+        media_ids: Sequence[str] | None = None,
+        reply_to: str | None = None,
+        *,
+        validate: bool = True,
+    ) -> XTweet:
+        """Create a tweet. Never retried here: on XTimeout/XNetworkError/XServerError the
+        tweet may exist; reconcile (``recent_tweets``) before posting again. XDuplicate
+        means X already has it."""
+        if validate:
+            try:
+                validate_tweet_text(text)
+            except TweetTextError as exc:
+                raise XBadRequest(f"tweets: {exc}", endpoint="tweets", detail=str(exc)) from None
+        call = partial(
+            self._client.create_tweet,
+            text=text,
+            media_ids=list(media_ids) if media_ids else None,
+            in_reply_to_tweet_id=reply_to,
+            user_auth=True,
+        )
+        body = await self._run("tweets", call, read=False)
+        data = body.get("data") or {}
+        return XTweet(id=str(data["id"]), text=data.get("text", text))
+
+    async def like(self, user_id: str, tweet_id: str) -> bool:
+        """Like ``tweet_id`` as ``user_id`` (the account). X answers liked=true again for a
+        tweet already liked, so repeating is harmless; not retried here all the same."""
+        if str(user_id) != self._token_user_id:
+            raise XBadRequest(
+                f"likes: user {user_id} is not the authenticated account", endpoint="likes"
+            )
+        body = await self._run(
+            "likes", partial(self._client.like, str(tweet_id), user_auth=True), read=False
+        )
+        errors = body.get("errors") or []
+        if errors and not body.get("data"):
+            raise error_from_errors("likes", errors)
+        return bool((body.get("data") or {}).get("liked"))
+
+    async def mentions(
+        self,
+        user_id: str,
+        since_id: str | None = None,
+        max_results: int = 100,
+        *,
+        max_pages: int = 10,
+        until_id: str | None = None,
+    ) -> MentionsPage:
+        """Mentions of ``user_id`` newer than ``since_id`` (and older than ``until_id``),
+        newest first, following ``next_token`` for at most ``max_pages`` pages."""
+        tweets: list[XTweet] = []
+        users: dict[str, XUser] = {}
+        newest: str | None = None
+        token: str | None = None
+        complete = True
+        for page in range(max_pages):
+            call = partial(
+                self._client.get_users_mentions,
+                str(user_id),
+                since_id=since_id,
+                until_id=until_id,
+                max_results=max(5, min(100, max_results)),
+                pagination_token=token,
+                tweet_fields=list(_TWEET_FIELDS),
+                expansions=["author_id"],
+                user_fields=["username", "name"],
+                user_auth=True,
+            )
+            body = await self._run("mentions", call, read=True)
+            page_tweets, page_users = parse_tweets(body)
+            users.update(page_users)
+            tweets.extend(page_tweets)
+            meta = body.get("meta") or {}
+            if page == 0:
+                newest = meta.get("newest_id")
+            token = meta.get("next_token")
+            if not token:
+                break
+        else:
+            complete = token is None
+        return MentionsPage(tweets=tweets, newest_id=newest, users=users, complete=complete)
+
+    async def recent_tweets(
+        self,
+        user_id: str,
+        max_results: int = 100,
+        *,
+        since_id: str | None = None,
+        until_id: str | None = None,
+    ) -> list[XTweet]:
+        """The account's latest tweets (older than ``until_id``, to page back), newest first
+        (one page; for reconciliation)."""
+        call = partial(
+            self._client.get_users_tweets,
+            str(user_id),
+            max_results=max(5, min(100, max_results)),
+            since_id=since_id,
+            until_id=until_id,
+            tweet_fields=list(_TWEET_FIELDS),
+            user_auth=True,
+        )
+        body = await self._run("users_tweets", call, read=True)
+        return parse_tweets(body)[0][:max_results]
+
+    async def lookup_tweets(self, ids: Iterable[str], *, private: bool = True) -> LookupResult:
+        """Metrics of ``ids`` in batches of 100. With ``private``, non-public and organic
+        metrics are asked too (user context); tweets X refuses them for (not ours, older than
+        30 days) are fetched again with public metrics only."""
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        found: dict[str, TweetMetrics] = {}
+        missing: list[str] = []
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            batch = unique[start : start + _LOOKUP_BATCH]
+            fields = ["public_metrics", *(_PRIVATE_FIELDS if private else ())]
+            body = await self._lookup(batch, fields)
+            refused: list[str] = []
+            for error in body.get("errors") or []:
+                kind = str(error.get("type", ""))
+                resource = str(error.get("resource_id") or error.get("value") or "")
+                if kind.endswith("/not-authorized-for-field"):
+                    refused.append(resource)
+                elif kind.endswith("/resource-not-found"):
+                    missing.append(resource)
+            for item in body.get("data") or []:
+                found[str(item["id"])] = parse_metrics(item)
+            retry = [i for i in dict.fromkeys(refused) if i not in found]
+            if retry:
+                again = await self._lookup(retry, ["public_metrics"])
+                for item in again.get("data") or []:
+                    found[str(item["id"])] = parse_metrics(item)
+        return LookupResult((found[i] for i in unique if i in found), missing)
+
+    async def _lookup(self, ids: list[str], fields: list[str]) -> dict[str, Any]:
+        call = partial(self._client.get_tweets, ids, tweet_fields=fields, user_auth=True)
+        return await self._run("tweets_lookup", call, read=True)
+
+    async def upload_media(
+        self, data: bytes, mime: str, *, media_category: str = "tweet_image"
+    ) -> str:
+        """``POST /2/media/upload`` (one-shot, multipart); returns the media id. Not retried:
+        an orphan upload is harmless but a retry storm is not."""
+        call = partial(
+            self._session_call,
+            "media_upload",
+            "POST",
+            "/2/media/upload",
+            auth="user",
+            files={"media": ("media", data, mime)},
+            data={"media_category": media_category, "media_type": mime},
+        )
+        body = await self._run("media_upload", call, read=False)
+        media = body.get("data") or {}
+        media_id = media.get("id") or media.get("media_id_string") or media.get("media_id")
+        if not media_id:
+            raise XError("media_upload: X returned no media id", endpoint="media_upload")
+        return str(media_id)
+
+    async def set_alt_text(self, media_id: str, text: str) -> None:
+        """``POST /2/media/metadata`` with the image's alt text (at most 1000 characters)."""
+        if len(text) > 1000:
+            raise XBadRequest("media_metadata: alt text is longer than 1000 characters")
+        call = partial(
+            self._session_call,
+            "media_metadata",
+            "POST",
+            "/2/media/metadata",
+            auth="user",
+            json={"id": str(media_id), "metadata": {"alt_text": {"text": text}}},
+        )
+        await self._run("media_metadata", call, read=False)
+
+    async def usage(self, *, days: int = 7) -> XUsage:
+        """``GET /2/usage/tweets`` (app-only bearer token): posts read this billing cycle."""
+        call = partial(
+            self._session_call,
+            "usage",
+            "GET",
+            "/2/usage/tweets",
+            auth="app",
+            params={
+                "days": str(days),
+                "usage.fields": "cap_reset_day,daily_project_usage,"
+                "project_cap,project_id,project_usage",
+            },
+        )
+        body = await self._run("usage", call, read=True)
+        data = body.get("data") or {}
+        daily: dict[str, int] = {}
+        for entry in (data.get("daily_project_usage") or {}).get("usage") or []:
+            daily[str(entry.get("date", ""))[:10]] = int(entry.get("usage") or 0)
+        cap = data.get("project_cap")
+        return XUsage(
+            project_id=data.get("project_id"),
+            project_usage=int(data.get("project_usage") or 0),
+            project_cap=int(cap) if cap not in (None, "") else None,
+            cap_reset_day=int(data["cap_reset_day"]) if data.get("cap_reset_day") else None,
+            daily=daily,
+        )
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.session.close()
+
+    close = aclose

@@ -1,0 +1,199 @@
+"""What X's answers become: posts, users, metrics, usage, rate limits (pure parsing, total)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The last ``x-rate-limit-*`` headers X sent for an endpoint."""
+
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class XUser:
+    id: str
+    username: str
+    name: str
+
+
+@dataclass  # not frozen: satisfies worker.conversation.mentions.MentionLike (plain attributes)
+class XTweet:
+    id: str
+    text: str
+    author_id: str | None = None
+    author_username: str | None = None
+    created_at: datetime | None = None
+    conversation_id: str | None = None
+    in_reply_to_user_id: str | None = None
+    in_reply_to_tweet_id: str | None = None
+    referenced_tweets: tuple[tuple[str, str], ...] = ()
+    public_metrics: dict[str, int] = field(default_factory=dict)
+    non_public_metrics: dict[str, int] | None = None
+    organic_metrics: dict[str, int] | None = None
+    note_text: str | None = None  # ``note_tweet.text``: the whole text of a long post
+    mentioned_user_ids: tuple[str, ...] = ()  # ``entities.mentions`` (and the note's) ids
+
+
+@dataclass(frozen=True)
+class MentionsPage:
+    """Mentions newer than ``since_id``, newest first, across the pages fetched."""
+
+    tweets: list[XTweet]
+    newest_id: str | None
+    users: dict[str, XUser]
+    complete: bool  # False when max_pages stopped the walk before X's last page
+
+
+@dataclass(frozen=True)
+class TweetMetrics:
+    """Counters of one tweet: public ones always, private ones when X allowed them."""
+
+    id: str
+    likes: int
+    retweets: int
+    replies: int
+    quotes: int
+    bookmarks: int
+    impressions: int
+    url_link_clicks: int | None = None
+    user_profile_clicks: int | None = None
+    non_public_metrics: dict[str, int] | None = None
+    organic_metrics: dict[str, int] | None = None
+
+
+class LookupResult(list[TweetMetrics]):
+    """Metrics of the tweets found (a list), plus ``missing`` ids X reported as not found."""
+
+    def __init__(self, items: Iterable[TweetMetrics] = (), missing: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.missing: list[str] = list(missing)
+
+
+@dataclass(frozen=True)
+class XUsage:
+    """``GET /2/usage/tweets``: posts read this billing cycle against the project's cap."""
+
+    project_id: str | None
+    project_usage: int
+    project_cap: int | None
+    cap_reset_day: int | None
+    daily: dict[str, int]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # a malformed timestamp costs the field, never the whole page
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_tweets(body: Any) -> tuple[list[XTweet], dict[str, XUser]]:
+    """The posts of one X API v2 response body and the users it includes, by id.
+
+    Pure and total: ``data`` may be a list (timelines, lookups) or one object (a single post);
+    entries that are not objects or have no id are skipped, malformed fields become None.
+    This is how every XClient call reads posts (and what the shared reply vectors check).
+    """
+    if not isinstance(body, dict):
+        return [], {}
+    users = _users(body)
+    data = body.get("data")
+    items = data if isinstance(data, list) else [data]
+    tweets = [_tweet(item, users) for item in items if isinstance(item, dict) and item.get("id")]
+    return tweets, users
+
+
+def _users(body: dict[str, Any]) -> dict[str, XUser]:
+    out = {}
+    includes = body.get("includes")
+    found = includes.get("users") if isinstance(includes, dict) else None
+    for user in found if isinstance(found, list) else []:
+        if isinstance(user, dict) and user.get("id"):
+            out[str(user["id"])] = XUser(
+                id=str(user["id"]),
+                username=str(user.get("username") or ""),
+                name=str(user.get("name") or ""),
+            )
+    return out
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def _mention_ids(entities: Any) -> list[str]:
+    mentions = entities.get("mentions") if isinstance(entities, dict) else None
+    return [
+        str(m["id"])
+        for m in (mentions if isinstance(mentions, list) else [])
+        if isinstance(m, dict) and m.get("id")
+    ]
+
+
+def _tweet(item: dict[str, Any], users: dict[str, XUser]) -> XTweet:
+    raw_refs = item.get("referenced_tweets")
+    refs = tuple(
+        (str(ref.get("type")), str(ref.get("id")))
+        for ref in (raw_refs if isinstance(raw_refs, list) else [])
+        if isinstance(ref, dict)
+    )
+    author = _str_or_none(item.get("author_id"))
+    reply_to = next((ref_id for kind, ref_id in refs if kind == "replied_to"), None)
+    raw_note = item.get("note_tweet")
+    note: dict[str, Any] = raw_note if isinstance(raw_note, dict) else {}
+    note_text = note.get("text") if isinstance(note.get("text"), str) else None
+    mentioned = _mention_ids(item.get("entities")) + _mention_ids(note.get("entities"))
+    text = item.get("text")
+    public = item.get("public_metrics")
+    return XTweet(
+        id=str(item["id"]),
+        text=text if isinstance(text, str) else "",
+        author_id=author,
+        author_username=users[author].username if author in users else None,
+        created_at=_parse_time(item.get("created_at")),
+        conversation_id=_str_or_none(item.get("conversation_id")),
+        in_reply_to_user_id=_str_or_none(item.get("in_reply_to_user_id")),
+        in_reply_to_tweet_id=reply_to,
+        referenced_tweets=refs,
+        public_metrics=dict(public) if isinstance(public, dict) else {},
+        non_public_metrics=item.get("non_public_metrics"),
+        organic_metrics=item.get("organic_metrics"),
+        note_text=note_text,
+        mentioned_user_ids=tuple(dict.fromkeys(mentioned)),
+    )
+
+
+def parse_metrics(item: dict[str, Any]) -> TweetMetrics:
+    public = item.get("public_metrics") or {}
+    private = item.get("non_public_metrics")
+    return TweetMetrics(
+        id=str(item["id"]),
+        likes=int(public.get("like_count", 0)),
+        retweets=int(public.get("retweet_count", 0)),
+        replies=int(public.get("reply_count", 0)),
+        quotes=int(public.get("quote_count", 0)),
+        bookmarks=int(public.get("bookmark_count", 0)),
+        impressions=int(public.get("impression_count", 0)),
+        url_link_clicks=int(private["url_link_clicks"])
+        if private and "url_link_clicks" in private
+        else None,
+        user_profile_clicks=(
+            int(private["user_profile_clicks"])
+            if private and "user_profile_clicks" in private
+            else None
+        ),
+        non_public_metrics=private,
+        organic_metrics=item.get("organic_metrics"),
+    )

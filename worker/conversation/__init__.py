@@ -1,0 +1,1 @@
+"""People talking to the account: mentions and replies turned into rows."""

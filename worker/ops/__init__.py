@@ -1,0 +1,1 @@
+"""What operators touch: the CLI, `doctor`, and operator actions as SQL calls."""

@@ -1,0 +1,117 @@
+"""Schedule, generate, approve, reject and cancel tweets (scheduled_tweets rows)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    pass
+from worker.ops.cli.app import (
+    TIME_HELP,
+    DatabaseUrl,
+    JsonFlag,
+    app,
+    console,
+    format_when,
+    operating,
+    parse_time_option,
+    print_json,
+)
+
+
+@app.command()
+def schedule(
+    text: Annotated[str, typer.Argument(help="The exact text to post (X's 280 weighted chars).")],
+    at: Annotated[str | None, typer.Option("--at", help=TIME_HELP)] = None,
+    json_out: JsonFlag = False,
+    database_url_opt: DatabaseUrl = None,
+) -> None:
+    """Schedule a written tweet: inserts a scheduled_tweets row (the job follows by trigger)."""
+    when = parse_time_option(at)
+    with operating(database_url_opt) as op:
+        row = op.schedule(text, when)
+    if json_out:
+        print_json(row)
+        return
+    console.print(
+        f"scheduled tweet [bold]{row['id']}[/] for {format_when(row['scheduled_for'])} "
+        f"(job {row['job_id']}, post_tweet)"
+    )
+
+
+@app.command()
+def generate(
+    topic: Annotated[
+        str | None,
+        typer.Option("--topic", help="What to write about (default: one of the persona's topics)."),
+    ] = None,
+    image: Annotated[
+        bool | None,
+        typer.Option(
+            "--image/--no-image",
+            help="Generate an image with the tweet (default: the generation config's `image`).",
+            show_default=False,
+        ),
+    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help=TIME_HELP)] = None,
+    json_out: JsonFlag = False,
+    database_url_opt: DatabaseUrl = None,
+) -> None:
+    """Schedule a generated tweet: the worker writes it (and an image) and posts it at TIME."""
+    when = parse_time_option(at)
+    with operating(database_url_opt) as op:
+        row = op.generate(topic, image, when)
+    if json_out:
+        print_json(row)
+        return
+    image_note = " with an image" if row["with_image"] else ""
+    console.print(
+        f"scheduled generated tweet [bold]{row['id']}[/] about {escape(repr(row['topic']))}"
+        f"{image_note} for {format_when(row['scheduled_for'])} "
+        f"(job {row['job_id']}, generate_tweet)"
+    )
+
+
+def _move_command(tweet_id: int, action: str, url: str | None) -> dict[str, Any]:
+    with operating(url) as op:
+        fn = {"approve": op.approve, "reject": op.reject, "cancel": op.cancel}[action]
+        return fn(tweet_id)
+
+
+IdArg = Annotated[int, typer.Argument(help="The scheduled_tweets id.", min=1)]
+
+
+@app.command()
+def approve(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
+    """Approve a generated tweet awaiting approval; it is posted at its scheduled time."""
+    row = _move_command(tweet_id, "approve", database_url_opt)
+    if not row["changed"]:
+        console.print(f"tweet {row['id']} was already approved")
+        return
+    console.print(
+        f"approved tweet [bold]{row['id']}[/]: posting at {format_when(row['scheduled_for'])} "
+        f"(job {row['job_id']})"
+    )
+
+
+@app.command()
+def reject(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
+    """Reject a generated tweet awaiting approval; it will never be posted."""
+    row = _move_command(tweet_id, "reject", database_url_opt)
+    if not row["changed"]:
+        console.print(f"tweet {row['id']} was already rejected")
+        return
+    console.print(f"rejected tweet [bold]{row['id']}[/]: it will not be posted")
+
+
+@app.command()
+def cancel(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
+    """Cancel a scheduled tweet that has not started posting (its queued job is cancelled too)."""
+    row = _move_command(tweet_id, "cancel", database_url_opt)
+    if not row["changed"]:
+        console.print(f"tweet {row['id']} was already cancelled")
+        return
+    console.print(f"cancelled tweet [bold]{row['id']}[/]")
