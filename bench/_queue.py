@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -23,6 +23,8 @@ from psycopg.types.json import Jsonb
 
 from sandbox import localdb
 from worker.migrate import migrate
+
+T = TypeVar("T")
 
 # Arguments of complete_jobs this adapter can fill, by type (the names come from the catalog).
 _FILLS = {"text": "worker_id", "bigint[]": "ids", "uuid[]": "tokens"}
@@ -146,28 +148,42 @@ async def chirpbase_enqueue(dsn: str, n: int, chunk: int = 1000) -> float:
         return time.perf_counter() - t0
 
 
-async def chirpbase_consumer(dsn: str, worker_id: str, batch: int, run: Run | None = None) -> int:
-    """Claim a batch, 'run' each job (no-op), complete the batch; until a claim comes back empty.
+async def consume(
+    claim: Callable[[], Awaitable[Sequence[T]]],
+    complete: Callable[[Sequence[T]], Awaitable[int]],
+    run: Run | None = None,
+) -> int:
+    """A consumer's loop, whatever the queue: claim a batch, run each job (a no-op), complete the
+    batch; until a claim comes back empty. Returns the jobs completed.
 
     With `run`, each non-empty claim's round trip and size are recorded in it.
     """
     done = 0
+    while True:
+        t0 = time.perf_counter()
+        claims = await claim()
+        if not claims:
+            return done
+        if run is not None:
+            run.claim_ms.append((time.perf_counter() - t0) * 1000)
+            run.claim_rows.append(len(claims))
+        for _ in claims:
+            await asyncio.sleep(0)  # the no-op handler
+        accepted = await complete(claims)
+        if accepted != len(claims):
+            raise RuntimeError(f"the queue accepted {accepted} of {len(claims)} completions")
+        done += accepted
+
+
+async def chirpbase_consumer(dsn: str, worker_id: str, batch: int, run: Run | None = None) -> int:
+    """One chirpbase consumer on its own connection (see `consume`)."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         queue = await ChirpbaseQueue.detect(conn)
-        while True:
-            t0 = time.perf_counter()
-            claims = await queue.claim(conn, worker_id, batch)
-            if not claims:
-                return done
-            if run is not None:
-                run.claim_ms.append((time.perf_counter() - t0) * 1000)
-                run.claim_rows.append(len(claims))
-            for _ in claims:
-                await asyncio.sleep(0)  # the no-op handler
-            accepted = await queue.complete(conn, worker_id, claims)
-            if accepted != len(claims):
-                raise RuntimeError(f"chirpbase: complete_jobs accepted {accepted}/{len(claims)}")
-            done += accepted
+        return await consume(
+            lambda: queue.claim(conn, worker_id, batch),
+            lambda claims: queue.complete(conn, worker_id, claims),
+            run,
+        )
 
 
 async def run_chirpbase(dsn: str, n: int, workers: int, batch: int, chunk: int = 1000) -> Run:

@@ -36,7 +36,7 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from bench._queue import (
     Run,
     chirpbase_db,
     chirpbase_enqueue,
+    consume,
     create_db,
     drop_db,
     percentile,
@@ -153,30 +154,26 @@ async def pgmq_enqueue(dsn: str, n: int) -> float:
 
 async def pgmq_consumer(dsn: str, batch: int, run: Run | None = None) -> int:
     """read(qty) -> no-op per message -> delete(ids), until a read comes back empty."""
-    done = 0
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        while True:
-            t0 = time.perf_counter()
+
+        async def read() -> list[int]:
             cur = await conn.execute(
                 "select msg_id from pgmq.read(%s, %s, %s)",
                 (PGMQ_QUEUE, LEASE_S, batch),
                 prepare=True,
             )
-            ids = [r[0] for r in await cur.fetchall()]
-            if not ids:
-                return done
-            if run is not None:
-                run.claim_ms.append((time.perf_counter() - t0) * 1000)
-                run.claim_rows.append(len(ids))
-            for _ in ids:
-                await asyncio.sleep(0)  # the no-op handler
+            return [r[0] for r in await cur.fetchall()]
+
+        async def delete(ids: Sequence[int]) -> int:
             cur = await conn.execute(
                 "select count(*) from pgmq.delete(%s, %s::bigint[])",
-                (PGMQ_QUEUE, ids),
+                (PGMQ_QUEUE, list(ids)),
                 prepare=True,
             )
             row = await cur.fetchone()
-            done += int(row[0]) if row else 0
+            return int(row[0]) if row else 0
+
+        return await consume(read, delete, run)
 
 
 async def pgmq_run(dsn: str, s: Settings) -> Run:
@@ -303,24 +300,29 @@ class System:
     figures: Figures = field(default_factory=Figures)
 
 
-def chirpbase_system(dsn: str) -> System:
+def _asyncio_system(
+    name: str,
+    dsn: str,
+    run: Callable[[str, Settings], Coroutine[Any, Any, Run]],
+    probe: Callable[[str, int, int], Coroutine[Any, Any, list[float]]],
+    reset: Callable[[str], None],
+) -> System:
+    """A system whose run and probe are coroutines, each given its own event loop."""
     return System(
-        "chirpbase",
+        name,
         dsn,
-        lambda d, s: asyncio.run(chirpbase_run(d, s)),
-        lambda d, depth, n: asyncio.run(chirpbase_probe(d, depth, n)),
-        chirpbase_reset,
+        lambda d, s: asyncio.run(run(d, s)),
+        lambda d, depth, n: asyncio.run(probe(d, depth, n)),
+        reset,
     )
+
+
+def chirpbase_system(dsn: str) -> System:
+    return _asyncio_system("chirpbase", dsn, chirpbase_run, chirpbase_probe, chirpbase_reset)
 
 
 def pgmq_system(dsn: str) -> System:
-    return System(
-        "pgmq",
-        dsn,
-        lambda d, s: asyncio.run(pgmq_run(d, s)),
-        lambda d, depth, n: asyncio.run(pgmq_probe(d, depth, n)),
-        pgmq_reset,
-    )
+    return _asyncio_system("pgmq", dsn, pgmq_run, pgmq_probe, pgmq_reset)
 
 
 def graphile_system(dsn: str) -> System:
