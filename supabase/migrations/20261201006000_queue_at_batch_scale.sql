@@ -206,6 +206,18 @@ begin
   -- order in which an INSERT evaluates defaults.
   select array_agg(nextval(id_seq) order by g) into ids from generate_series(1, n) g;
 
+  if enqueue_jobs.dedupe_keys is null then
+    -- No keys, no conflicts: a plain INSERT (ON CONFLICT costs a speculative insertion per row).
+    insert into public.jobs (id, kind, payload, run_at, priority, max_attempts)
+    overriding system value
+    select ids[u.ord], enqueue_jobs.kind, u.p, coalesce(enqueue_jobs.run_at, now()),
+           coalesce(enqueue_jobs.priority, 0), attempts_max
+    from unnest(enqueue_jobs.payloads) with ordinality as u(p, ord)
+    order by u.ord;
+    return query select x from unnest(ids) with ordinality as r(x, ord) order by r.ord;
+    return;
+  end if;
+
   insert into public.jobs as j (id, kind, payload, run_at, priority, dedupe_key, max_attempts)
   overriding system value
   select ids[u.ord], enqueue_jobs.kind, u.p, coalesce(enqueue_jobs.run_at, now()),
@@ -213,11 +225,6 @@ begin
   from unnest(enqueue_jobs.payloads) with ordinality as u(p, ord)
   order by u.ord
   on conflict (dedupe_key) where dedupe_key is not null do nothing;
-
-  if enqueue_jobs.dedupe_keys is null then
-    return query select x from unnest(ids) with ordinality as r(x, ord) order by r.ord;
-    return;
-  end if;
   -- A payload whose key was taken (by an existing job, or earlier in this batch) gets that job's
   -- id, as enqueue_job does. A new statement, so jobs committed meanwhile are seen too.
   return query
