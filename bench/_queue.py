@@ -11,9 +11,11 @@ benchmarks print it.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -127,6 +129,7 @@ class Run:
     jobs: int
     claim_ms: list[float] = field(default_factory=list)
     claim_rows: list[int] = field(default_factory=list)
+    db_cpu_s: float | None = None  # the database's CPU time for the run (ClusterCpu)
 
     @property
     def total_s(self) -> float:
@@ -202,6 +205,45 @@ async def run_chirpbase(dsn: str, n: int, workers: int, batch: int, chunk: int =
     if sum(counts) != n or not row or row[0] != n:
         raise RuntimeError(f"chirpbase: {sum(counts)} completed, {row} succeeded once, of {n}")
     return run
+
+
+class ClusterCpu:
+    """CPU seconds the local PostgreSQL cluster has used: its postmaster, its live processes
+    (backends, WAL writer, autovacuum) and the processes it has reaped (backends that exited,
+    counted in the postmaster's children times). A difference of two readings is what a run
+    cost the database, a figure that waiting for a busy CPU does not inflate as it does wall
+    time. None when the server is not on this machine (or /proc is not readable).
+    """
+
+    def __init__(self, postmaster_pid: int):
+        self.pid = postmaster_pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    @classmethod
+    def of(cls, admin_dsn: str) -> ClusterCpu | None:
+        try:
+            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                row = conn.execute("show data_directory").fetchone()
+            pid = int((Path(str(row[0] if row else "")) / "postmaster.pid").read_text().split()[0])
+            cpu = cls(pid)
+            cpu.seconds()
+        except (OSError, ValueError, IndexError, psycopg.Error):
+            return None
+        return cpu
+
+    def seconds(self) -> float:
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited while we looked: the postmaster's children times have it
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == self.pid:
+                ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif ppid == self.pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / self.tick
 
 
 # figures and scratch databases -----------------------------------------------------------------

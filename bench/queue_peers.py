@@ -23,8 +23,10 @@ Claim latency is measured twice: the batch claim round trips of the drain (clien
 the call to the rows, non-empty claims only; graphile-worker's are its local-queue fetches), and
 a 1-job-per-call probe on one connection (claim 1, complete it, repeat; graphile-worker: one
 worker, no local queue, no completion batching), from a short queue and from a backlog of N
-jobs, p50/p99 pooled over the rounds. The goal (exit status 1 when missed): chirpbase >= 1.0x
-each peer end to end.
+jobs, p50/p99 pooled over the rounds. Also the database's CPU time per job (the cluster's
+processes, read from /proc around each run: enqueue, drain and the checks), which a busy
+machine does not inflate as it does wall time. The goal (exit status 1 when missed):
+chirpbase >= 1.0x each peer end to end.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from psycopg.types.json import Jsonb
 
 from bench._queue import (
     ChirpbaseQueue,
+    ClusterCpu,
     Run,
     chirpbase_db,
     chirpbase_enqueue,
@@ -335,7 +338,7 @@ def probes(s: Settings) -> dict[str, int]:
     return {f"{shallow:,} queued": shallow, f"{s.jobs:,} queued": s.jobs}
 
 
-def measure(systems: list[System], s: Settings, rounds: int) -> None:
+def measure(systems: list[System], s: Settings, rounds: int, cpu: ClusterCpu | None = None) -> None:
     warm = Settings(**{**s.__dict__, "jobs": max(s.batch * s.workers, s.jobs // 5)})
     for system in systems:  # one unmeasured round: caches, prepared statements, Node's JIT
         system.reset(system.dsn)
@@ -344,7 +347,10 @@ def measure(systems: list[System], s: Settings, rounds: int) -> None:
         # Interleaved, and rotated so that no system always runs first (A B C, B C A, C A B ...).
         for system in systems[r % len(systems) :] + systems[: r % len(systems)]:
             system.reset(system.dsn)
+            before = cpu.seconds() if cpu else None
             run = system.run(system.dsn, s)
+            if cpu and before is not None:
+                run.db_cpu_s = cpu.seconds() - before
             system.figures.runs.append(run)
             for label, depth in probes(s).items():
                 system.reset(system.dsn)
@@ -385,6 +391,9 @@ def report(systems: list[System], s: Settings, rounds: int, notes: list[str]) ->
     }
     for label, pick in rate.items():
         row(label, [x.figures.median(pick) for x in systems], ",.0f")
+    if all(r.db_cpu_s is not None for x in systems for r in x.figures.runs):
+        values = [x.figures.median(lambda r: r.db_cpu_s * 1e6 / r.jobs) for x in systems]  # type: ignore[operator]
+        row("database CPU per job (us)", values, ",.1f", higher_better=False)
     row("jobs per batch claim (mean)", [x.figures.claim_rows for x in systems], ",.0f", None)
     for q in (50, 99):
         values = [percentile(x.figures.claim_ms, q) for x in systems]
@@ -470,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             f"queue peers: {', '.join(x.name for x in systems)}; {args.rounds} rounds ...",
             flush=True,
         )
-        measure(systems, s, args.rounds)
+        measure(systems, s, args.rounds, ClusterCpu.of(localdb.admin_dsn()))
     finally:
         for name in names.values():
             drop_db(name)
