@@ -212,24 +212,38 @@ class ClusterCpu:
     (backends, WAL writer, autovacuum) and the processes it has reaped (backends that exited,
     counted in the postmaster's children times). A difference of two readings is what a run
     cost the database, a figure that waiting for a busy CPU does not inflate as it does wall
-    time. None when the server is not on this machine (or /proc is not readable).
+    time. `of()` is None when the server is not on this machine (or /proc is not readable).
     """
 
-    def __init__(self, postmaster_pid: int):
+    def __init__(self, admin_dsn: str, postmaster_pid: int):
+        self.admin_dsn = admin_dsn
         self.pid = postmaster_pid
         self.tick = os.sysconf("SC_CLK_TCK")
 
     @classmethod
     def of(cls, admin_dsn: str) -> ClusterCpu | None:
         try:
-            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
                 row = conn.execute("show data_directory").fetchone()
             pid = int((Path(str(row[0] if row else "")) / "postmaster.pid").read_text().split()[0])
-            cpu = cls(pid)
+            cpu = cls(admin_dsn, pid)
             cpu.seconds()
         except (OSError, ValueError, IndexError, psycopg.Error):
             return None
         return cpu
+
+    def settle(self, dbname: str, timeout: float = 5.0) -> None:
+        """Wait until no backend serves `dbname`: a backend still exiting would be counted in
+        neither reading, or in both."""
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute(
+                    "select count(*) from pg_stat_activity where datname = %s", (dbname,)
+                ).fetchone()
+                if row and row[0] == 0:
+                    return
+                time.sleep(0.01)
 
     def seconds(self) -> float:
         ticks = 0
@@ -237,7 +251,7 @@ class ClusterCpu:
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
-                continue  # exited while we looked: the postmaster's children times have it
+                continue  # gone while we looked
             pid, ppid = int(stat.parent.name), int(fields[1])
             if pid == self.pid:
                 ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime

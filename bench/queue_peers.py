@@ -350,6 +350,7 @@ def measure(systems: list[System], s: Settings, rounds: int, cpu: ClusterCpu | N
             before = cpu.seconds() if cpu else None
             run = system.run(system.dsn, s)
             if cpu and before is not None:
+                cpu.settle(psycopg.conninfo.conninfo_to_dict(system.dsn)["dbname"])
                 run.db_cpu_s = cpu.seconds() - before
             system.figures.runs.append(run)
             for label, depth in probes(s).items():

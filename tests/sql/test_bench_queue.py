@@ -122,3 +122,14 @@ def test_peer_bench_pgmq_run_and_probe() -> None:
             assert row == (500 - queue_peers.LATENCY_WARMUP - 20,)
     finally:
         _queue.drop_db(name)
+
+
+def test_cluster_cpu_counts_the_work_of_backends_that_have_exited(dsn: str) -> None:
+    cpu = _queue.ClusterCpu.of(pg.admin_dsn())
+    assert cpu is not None  # the local stack runs on this machine
+    before = cpu.seconds()
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a backend that exits before we look
+        conn.execute("select count(*) from generate_series(1, 3000000)")
+    cpu.settle(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
+    assert cpu.seconds() - before >= 0.05
+    assert _queue.ClusterCpu.of("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1") is None
