@@ -212,9 +212,8 @@ begin
     overriding system value
     select ids[u.ord], enqueue_jobs.kind, u.p, coalesce(enqueue_jobs.run_at, now()),
            coalesce(enqueue_jobs.priority, 0), attempts_max
-    from unnest(enqueue_jobs.payloads) with ordinality as u(p, ord)
-    order by u.ord;
-    return query select x from unnest(ids) with ordinality as r(x, ord) order by r.ord;
+    from unnest(enqueue_jobs.payloads) with ordinality as u(p, ord);
+    return query select unnest(ids);  -- unnest reads the array in order
     return;
   end if;
 
@@ -223,7 +222,7 @@ begin
   select ids[u.ord], enqueue_jobs.kind, u.p, coalesce(enqueue_jobs.run_at, now()),
          coalesce(enqueue_jobs.priority, 0), enqueue_jobs.dedupe_keys[u.ord], attempts_max
   from unnest(enqueue_jobs.payloads) with ordinality as u(p, ord)
-  order by u.ord
+  order by u.ord  -- the first payload with a key wins that key
   on conflict (dedupe_key) where dedupe_key is not null do nothing;
   -- A payload whose key was taken (by an existing job, or earlier in this batch) gets that job's
   -- id, as enqueue_job does. A new statement, so jobs committed meanwhile are seen too.
