@@ -45,10 +45,12 @@ class ChirpbaseQueue:
     """chirpbase's `claim_jobs` / `complete_jobs` as the benchmark's consumers call them."""
 
     fenced: bool
+    claim_query: sql.Composed
     complete_query: sql.Composed
+    lease_s: int = 60
 
     @classmethod
-    async def detect(cls, conn: psycopg.AsyncConnection[Any]) -> ChirpbaseQueue:
+    async def detect(cls, conn: psycopg.AsyncConnection[Any], lease_s: int = 60) -> ChirpbaseQueue:
         cur = await conn.execute(
             "select exists (select 1 from pg_catalog.pg_attribute"
             " where attrelid = 'public.jobs'::regclass and attname = 'lease_token'"
@@ -60,23 +62,21 @@ class ChirpbaseQueue:
             "select p.proargnames, array(select format_type(t, null)"
             "   from unnest(p.proargtypes) with ordinality u(t, i) order by i)"
             " from pg_catalog.pg_proc p"
-            " where p.oid = any (select oid from pg_catalog.pg_proc"
-            "   where pronamespace = 'public'::regnamespace and proname = 'complete_jobs')"
+            " where p.pronamespace = 'public'::regnamespace and p.proname = 'complete_jobs'"
         )
         signatures = [(list(names or []), list(types)) for names, types in await cur.fetchall()]
-        return cls(fenced=fenced, complete_query=_complete_query(signatures, fenced))
-
-    def claim_query(self, lease_s: int = 60) -> sql.Composed:
-        token = sql.SQL("lease_token") if self.fenced else sql.SQL("null::uuid")
-        return sql.SQL(
+        claim = sql.SQL(
             "select id, {token} from public.claim_jobs(%s, array['noop'], %s,"
             " make_interval(secs => {lease}))"
-        ).format(token=token, lease=sql.Literal(lease_s))
+        ).format(
+            token=sql.SQL("lease_token" if fenced else "null::uuid"), lease=sql.Literal(lease_s)
+        )
+        return cls(fenced, claim, _complete_query(signatures, fenced), lease_s)
 
     async def claim(
         self, conn: psycopg.AsyncConnection[Any], worker_id: str, max_jobs: int
     ) -> list[Claim]:
-        cur = await conn.execute(self.claim_query(), (worker_id, max_jobs), prepare=True)
+        cur = await conn.execute(self.claim_query, (worker_id, max_jobs), prepare=True)
         return [Claim(r[0], r[1]) for r in await cur.fetchall()]
 
     async def complete(

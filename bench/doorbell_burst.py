@@ -10,9 +10,10 @@ exactly as the worker constructs it, counting the `jobs` rings it gets.
 
 Each burst is one statement (`enqueue_jobs` with N payloads, autocommit). Measured per burst:
 the `postgres_changes` messages the stand-in pushed (Realtime sends one per changed row per
-subscriber; each worker reports once it has rung N times), and the time from the statement's return (the
-commit) to each worker's first ring and to the moment every worker has seen all N. A worker
-needs one ring to start claiming: the figure to compare is N rings per worker against 1.
+subscriber; each worker reports once it has rung N times), and the time from the statement's
+return (the commit) to each worker's first ring and to the moment every worker has seen all N.
+A worker needs one ring to start claiming: the figure to compare is N rings per worker
+against 1.
 
 Today's doorbell is recorded here, not changed (DESIGN.md: "a doorbell that sends one Realtime
 broadcast per statement instead of one postgres_changes event per row").

@@ -393,7 +393,7 @@ def report(systems: list[System], s: Settings, rounds: int, notes: list[str]) ->
     for label, pick in rate.items():
         row(label, [x.figures.median(pick) for x in systems], ",.0f")
     if all(r.db_cpu_s is not None for x in systems for r in x.figures.runs):
-        values = [x.figures.median(lambda r: r.db_cpu_s * 1e6 / r.jobs) for x in systems]  # type: ignore[operator]
+        values = [x.figures.median(lambda r: (r.db_cpu_s or 0.0) * 1e6 / r.jobs) for x in systems]
         row("database CPU per job (us)", values, ",.1f", higher_better=False)
     row("jobs per batch claim (mean)", [x.figures.claim_rows for x in systems], ",.0f", None)
     for q in (50, 99):

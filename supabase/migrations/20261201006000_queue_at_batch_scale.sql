@@ -27,8 +27,9 @@
 --   claim_jobs has (a later CREATE OR REPLACE must repeat them: tests/sql/test_queue_scale.py
 --   checks the plan).
 --
--- * `complete_jobs`, `heartbeat_jobs`, `release_jobs` (and `fail_job`, `complete_job`) select
---   `id = any(ids) and status = 'running'`. jobs_running_lease_idx is partial on
+-- * `complete_jobs`, `heartbeat_jobs`, `release_jobs` select `id = any(ids) and status =
+--   'running'` (`complete_job`, `fail_job`, `snooze_job` the same for one id).
+--   jobs_running_lease_idx is partial on
 --   `status = 'running'`, so the planner read all of it with a bitmap scan (bitmap scans never
 --   mark dead index entries, so every job completed since the last vacuum stayed in the scan):
 --   O(jobs processed since vacuum) per call. The index now also requires
