@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.x_api import activity, activity_routes
 from sandbox.x_api import state as s
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
 from sandbox.x_api.text import MAX_LENGTH, has_invalid_characters, tweet_length
@@ -36,6 +37,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2/media/metadata$"), s.MEDIA_METADATA),
     ("GET", re.compile(r"^/2/usage/tweets$"), s.USAGE),
 ]
+_ROUTES.extend(activity.ROUTES)  # the X Activity API and webhooks (activity_routes.py)
 # Which authentication each endpoint accepts (X's docs): user = OAuth 1.0a user context,
 # app = OAuth 2.0 app-only bearer token.
 _AUTH: dict[str, frozenset[str]] = {
@@ -50,6 +52,7 @@ _AUTH: dict[str, frozenset[str]] = {
     s.MEDIA_METADATA: frozenset({"user"}),
     s.USAGE: frozenset({"app"}),
 }
+_AUTH.update(activity.AUTH)
 _READ_ENDPOINTS = {s.MENTIONS, s.USER_TWEETS, s.LOOKUP}
 _IMAGE_LIMIT = 5 * 1024 * 1024
 _GIF_LIMIT = 15 * 1024 * 1024
@@ -968,6 +971,7 @@ def create_app(state: s.XState | None = None) -> web.Application:
     app.router.add_post("/_sandbox/rate_limits", sandbox_rate_limits)
     app.router.add_post("/_sandbox/usage_cap", sandbox_usage_cap)
     app.router.add_post("/_sandbox/time", sandbox_time)
+    activity_routes.install(app, app[STATE_KEY].activity)
     app.on_shutdown.append(_release_on_shutdown)
     return app
 
