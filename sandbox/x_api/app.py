@@ -18,7 +18,7 @@ from aiohttp import web
 from sandbox.x_api import activity, activity_routes
 from sandbox.x_api import state as s
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
-from sandbox.x_api.text import MAX_LENGTH, has_invalid_characters, tweet_length
+from sandbox.x_api.text import is_blank, refusal
 
 STATE_KEY = web.AppKey("x_state", s.XState)
 AUTH_KEY = web.RequestKey("x_auth", str)  # "user" or "app" once authenticated
@@ -545,12 +545,13 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
     media = body.get("media") or {}
     reply = body.get("reply") or {}
     media_ids = media.get("media_ids") if isinstance(media, dict) else None
-    if text is None and not media_ids:
-        return invalid_request([{"message": "You must specify either a text or media."}])
     if text is not None and not isinstance(text, str):
         return _param_error("text", str(text), "The `text` field must be a string.")
     text = text or ""
-    if text and (has_invalid_characters(text) or tweet_length(text) > MAX_LENGTH):
+    # Whitespace alone is no text: X refuses it unless media carries the post (is_blank).
+    if is_blank(text) and not media_ids:
+        return invalid_request([{"message": "You must specify either a text or media."}])
+    if not is_blank(text) and refusal(text) is not None:
         return invalid_request(
             [
                 {
