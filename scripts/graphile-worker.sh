@@ -10,8 +10,9 @@
 # graphile-worker comes from bench/graphile/package.json + package-lock.json (exact versions,
 # `npm ci`), into .local/graphile-worker/<version>. graphile-worker 0.18 needs Node.js >= 22.18:
 # when the machine's `node` is older, the npm package `node-<os>-<arch>` (which ships the real
-# binary) is installed into .local/node/<version> and used instead. Idempotent: a second call
-# does not touch the network. Only the benchmark uses any of this; the worker never does.
+# binary) is installed into .local/node/<version> (scripts/npm-tool.sh) and used instead.
+# Idempotent: a second call does not touch the network. Only the benchmark uses any of this;
+# the worker never does.
 #
 # Environment: CHIRPBASE_BENCH_NODE_VERSION (default below).
 set -euo pipefail
@@ -27,16 +28,8 @@ NODE_PREFIX="$ROOT/.local/node/$NODE_VERSION"
 
 log() { printf '[graphile-worker] %s\n' "$*" >&2; }
 
-need_npm() {
-  if command -v npm >/dev/null; then return; fi
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-    log "npm not found: installing nodejs and npm with apt"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-  else
-    log "npm is required (apt-get install -y npm)"; exit 1
-  fi
-}
+# shellcheck source=scripts/npm-tool.sh
+. "$ROOT/scripts/npm-tool.sh"
 
 node_is_recent() {  # node_is_recent BINARY: true when BINARY is a Node.js graphile-worker supports
   local version major minor
@@ -64,19 +57,7 @@ node_binary() {
   system="$(command -v node || true)"
   if [ -n "$system" ] && node_is_recent "$system"; then echo "$system"; return; fi
   bundled="$NODE_PREFIX/node_modules/$(node_package)/bin/node"
-  if [ ! -x "$bundled" ]; then
-    need_npm
-    log "installing $(node_package)@$NODE_VERSION (Node.js) into $NODE_PREFIX"
-    mkdir -p "$NODE_PREFIX"
-    (
-      flock 9
-      if [ ! -x "$bundled" ]; then
-        printf '{"name":"chirpbase-bench-node","private":true}\n' >"$NODE_PREFIX/package.json"
-        npm install --prefix "$NODE_PREFIX" --no-save --no-audit --no-fund --ignore-scripts \
-          --loglevel=error "$(node_package)@$NODE_VERSION" >&2
-      fi
-    ) 9>"$NODE_PREFIX.lock"
-  fi
+  npm_tool_install graphile-worker "$NODE_PREFIX" "$bundled" "$(node_package)@$NODE_VERSION"
   if ! node_is_recent "$bundled"; then
     log "no usable Node.js >= $NODE_MIN_MAJOR.$NODE_MIN_MINOR (expected $bundled)"; exit 1
   fi
@@ -88,7 +69,7 @@ install_graphile_worker() {
   if [ -f "$marker" ] && cmp -s "$SPEC_DIR/package-lock.json" "$GW_PREFIX/package-lock.json"; then
     return
   fi
-  need_npm
+  command -v npm >/dev/null || { log "npm is required (apt-get install -y npm)"; exit 1; }
   log "installing graphile-worker@$GW_VERSION into $GW_PREFIX"
   mkdir -p "$GW_PREFIX"
   (
