@@ -73,7 +73,9 @@ typecheck: deps
 	@uv run mypy
 
 bench: deps db-up ## run the benchmarks (each prints ratios measured in the same run)
-	@for b in bench/[a-z]*.py; do echo "== $$b"; uv run --group bench python -m bench.$$(basename $$b .py) || exit 1; done
+	@failed=""; for b in bench/[a-z]*.py; do echo "== $$b"; \
+	  uv run --group bench python -m bench.$$(basename $$b .py) || failed="$$failed $$b"; done; \
+	if [ -n "$$failed" ]; then echo "== goals missed or errors in:$$failed"; exit 1; fi
 
 # The chaos test longer and larger, once per seed (figures printed, and appended as JSON lines to
 # reports/soak.jsonl), then the 60 s database outage. Override e.g. `make soak SOAK_SEEDS="7 8"`.
