@@ -97,6 +97,20 @@ class JobQueue:
             )
         )
 
+    async def skip(self, job_id: int, reason: str, result: dict[str, Any] | None = None) -> bool:
+        """End a held job as `skipped` (work that must not be attempted); False if not held."""
+        return bool(
+            await self.db.fetchval(
+                "skip_job",
+                {
+                    "id": job_id,
+                    "worker_id": self.worker_id,
+                    "reason": reason,
+                    "result": Jsonb(result) if result is not None else None,
+                },
+            )
+        )
+
     async def fail(
         self,
         job_id: int,

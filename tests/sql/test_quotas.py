@@ -30,8 +30,8 @@ def _caps(conn: psycopg.Connection) -> dict[str, Decimal | None]:
 
 
 def test_plan_presets_and_overrides(conn: psycopg.Connection) -> None:
-    # Default: pay-per-use, no cap on X calls; an OpenAI budget.
-    assert _caps(conn) == {"posts": None, "reads": None, "openai_usd": 20}
+    # Default: pay-per-use, no cap on X calls; an OpenAI budget and an overall one.
+    assert _caps(conn) == {"posts": None, "reads": None, "openai_usd": 20, "spend_usd": 50}
     assert all(_consume(conn) for _ in range(50))
     # The free plan's preset applies although the default config carries null overrides.
     set_config(conn, "quotas", {"plan": "free"})
@@ -39,12 +39,12 @@ def test_plan_presets_and_overrides(conn: psycopg.Connection) -> None:
         scalar(conn, "select value -> 'monthly_post_cap' from public.configs where key = 'quotas'")
         is None
     )
-    assert _caps(conn) == {"posts": 500, "reads": 100, "openai_usd": 20}
+    assert _caps(conn) == {"posts": 500, "reads": 100, "openai_usd": 20, "spend_usd": 50}
     set_config(conn, "quotas", {"plan": "basic"})
     assert _caps(conn)["posts"] == 3000
     # A numeric override wins over the preset.
     set_config(conn, "quotas", {"plan": "free", "monthly_post_cap": 10, "monthly_read_cap": 0})
-    assert _caps(conn) == {"posts": 10, "reads": 0, "openai_usd": 20}
+    assert _caps(conn) == {"posts": 10, "reads": 0, "openai_usd": 20, "spend_usd": 50}
     assert _consume(conn, "reads") is False
 
 

@@ -1,4 +1,12 @@
-"""`like_reply`: like a reply or mention of the account (idempotent: X and the row both are)."""
+"""`like_reply`: like a reply or mention of the account (idempotent: X and the row both are).
+
+Likes exist only on Enterprise access since 2026-04-20 (docs.x.com changelog, 2026-04-16).
+The replies trigger enqueues no like where the configured tier lacks them; a job that exists
+anyway ends `skipped` before any call. When X refuses a like with 403 client-forbidden (the tier
+is not what the config says), likes are paused with one alert, and every like job behind it is
+skipped without calling X. X's developer guidelines forbid automated liking by keyword,
+hashtag, user or schedule (docs.x.com/developer-guidelines).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +18,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.clients.x import (
     XAuthError,
     XBadRequest,
+    XCapabilityRefused,
+    XCreditsExhausted,
     XNetworkError,
     XRateLimited,
     XServerError,
     XTimeout,
     XUsageCapped,
 )
-from worker.jobs._x import alert, bot_user_id, rate_limit_snooze, record_usage, usage_capped
+from worker.jobs._x import (
+    alert,
+    bot_user_id,
+    capability_refused,
+    credits_exhausted,
+    rate_limit_snooze,
+    record_usage,
+    require_capability,
+    usage_capped,
+    wait_for_spent_window,
+)
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
 
@@ -32,7 +52,9 @@ def _tomorrow() -> datetime:
     return (now + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
 
 
-@job_kind("like_reply", LikeReplyPayload, concurrency=8, lease=timedelta(seconds=30))
+# One like at a time per worker: X allows 50 per 15 minutes anyway, and a refusal of the
+# capability (403 client-forbidden) stops every like behind it before it reaches X.
+@job_kind("like_reply", LikeReplyPayload, concurrency=1, lease=timedelta(seconds=30))
 async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, Any] | None:
     db = ctx.services.db
     reply = await db.fetchrow("get_reply", {"reply_id": payload.reply_id})
@@ -44,6 +66,7 @@ async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, An
     engagement = ctx.services.config.engagement
     if not engagement.auto_like:
         return {"skipped": "auto_like is off"}
+    await require_capability(ctx, "likes")
     if reply["author_id"] in engagement.skip_authors:
         return {"skipped": "author in skip_authors"}
     text = (reply["content"] or "").lower()
@@ -56,12 +79,17 @@ async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, An
     user_id = await bot_user_id(ctx)
     if reply["author_id"] == user_id:
         return {"skipped": "own tweet"}
+    wait_for_spent_window(ctx, "likes")
     try:
         await ctx.services.x.like(user_id, payload.reply_id)
     except XRateLimited as exc:
-        raise rate_limit_snooze("likes", exc.reset_at) from None
+        raise rate_limit_snooze("likes", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         raise await usage_capped(ctx, "likes") from None
+    except XCreditsExhausted:
+        raise await credits_exhausted(ctx, "likes") from None
+    except XCapabilityRefused as exc:
+        raise await capability_refused(ctx, "likes", exc.detail or str(exc)) from None
     except XBadRequest as exc:
         raise GiveUp(f"X refused the like: {exc}") from None
     except XAuthError as exc:
@@ -71,6 +99,6 @@ async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, An
         ) from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"like failed ({type(exc).__name__}); liking again is harmless") from None
-    await record_usage(ctx, "likes")
+    await record_usage(ctx, "likes")  # no self-serve price: Enterprise terms are negotiated
     await db.execute("mark_reply_liked", {"reply_id": payload.reply_id})
     return {"liked": payload.reply_id}

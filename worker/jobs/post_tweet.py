@@ -4,6 +4,14 @@ The intent is recorded (status `posting`) before X is called. If the outcome of 
 unknown (timeout, dropped connection, 5xx, a crash before the result was written), the next
 attempt first looks for the text among the account's recent tweets and records that tweet
 instead of posting again. X's duplicate-content refusal means the same thing: already posted.
+
+What X allows and charges is checked before any call: a quote post needs Enterprise access
+(since 2026-04-20), and on self-serve access a reply must answer a post that summoned the
+account (since 2026-02-23; SQL x_summoned_by). A row that cannot be posted on the configured
+tier fails with the reason and its job ends `skipped`. The post's price (configs.pricing.x:
+$0.20 with a URL, $0.010 for a summoned reply, $0.015 otherwise) is held in the monthly budget
+before the call and recorded by operation after it. Generated images go out with
+`made_with_ai: true` (configs.generation.made_with_ai).
 """
 
 from __future__ import annotations
@@ -17,12 +25,16 @@ from typing import Any
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
+from worker.billing.prices import post_operation
 from worker.clients.x import (
     XAuthError,
     XBadRequest,
+    XCapabilityRefused,
+    XCreditsExhausted,
     XDuplicate,
     XNetworkError,
     XRateLimited,
+    XReplyNotAllowed,
     XServerError,
     XTimeout,
     XUsageCapped,
@@ -32,15 +44,19 @@ from worker.db import query
 from worker.jobs._x import (
     alert,
     bot_user_id,
+    budgeted,
+    capability_refused,
+    credits_exhausted,
     quota_snooze,
     rate_limit_snooze,
     record_usage,
     refund_quota,
     reserved_reads,
     usage_capped,
+    wait_for_spent_window,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, RetryLater, job_kind
+from worker.jobs.registry import GiveUp, RetryLater, Skip, job_kind
 
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 RECONCILE_LOOKBACK = 100  # tweets per page searched for an unknown outcome
@@ -80,7 +96,7 @@ async def find_posted(
                 user_id, max_results=RECONCILE_LOOKBACK, until_id=until_id
             )
             reads.served = len(tweets)
-        await record_usage(ctx, "users_tweets", reads=len(tweets))
+        await record_usage(ctx, "users_tweets", "owned_read", post_ids=[t.id for t in tweets])
         for tweet in tweets:
             if comparable(tweet.text) != wanted:
                 continue
@@ -106,9 +122,11 @@ async def reconcile(ctx: JobContext, content: str, since: datetime | None) -> di
     try:
         return await find_posted(ctx, content, since)
     except XRateLimited as exc:
-        raise rate_limit_snooze("users_tweets", exc.reset_at) from None
+        raise rate_limit_snooze("users_tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         raise await usage_capped(ctx, "posts") from None
+    except XCreditsExhausted:
+        raise await credits_exhausted(ctx, "posts") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"reconciliation failed ({type(exc).__name__}); will retry") from None
 
@@ -135,6 +153,45 @@ async def _fail_row(ctx: JobContext, row_id: int, error: str) -> None:
 
 
 _CAPPED = object()
+
+
+async def _refuse_on_this_tier(ctx: JobContext, row: dict[str, Any]) -> bool:
+    """Fail the row and skip the job when X would refuse it on the configured access tier:
+    before any call, with the reason. Returns whether the row replies to a post that summoned
+    the account (billed at the summoned-reply price)."""
+    db = ctx.services.db
+    if row["quote_tweet_id"]:
+        access = await db.fetchrow("x_capability", {"capability": "quotes"})
+        if access is not None and not access["available"]:
+            await _fail_row(ctx, row["id"], access["notice"])
+            raise Skip(access["notice"], {"capability": "quotes"})
+    parent = row["in_reply_to_tweet_id"]
+    if not parent:
+        return False
+    target = await db.fetchrow("x_reply_target", {"tweet_id": parent})
+    summoned = bool(target and target["summoned"])
+    if not summoned and not (target and target["own"]):
+        access = await db.fetchrow("x_capability", {"capability": "unsummoned_replies"})
+        if access is not None and not access["available"]:
+            reason = (
+                f"not posted: X allows a reply on this access tier only to a post that summoned "
+                f"the account (mentioned it or quoted one of its posts); post {parent} did not "
+                f"({access['notice']})"
+            )
+            await _fail_row(ctx, row["id"], reason)
+            raise Skip(reason, {"capability": "unsummoned_replies", "in_reply_to": parent})
+    return summoned
+
+
+def _estimate(ctx: JobContext, row: dict[str, Any], operation: str) -> float:
+    prices = ctx.services.config.pricing.x
+    alt = prices.media_metadata if row["image_path"] and row["alt_text"] else 0.0
+    return float(getattr(prices, operation)) + alt
+
+
+def _made_with_ai(ctx: JobContext, row: dict[str, Any]) -> bool:
+    """The row's image was drawn by OpenAI (generated rows are the only ones with images)."""
+    return bool(row["image_path"] and row["topic"] and ctx.services.config.generation.made_with_ai)
 
 
 async def _reserve_and_mark(ctx: JobContext, row_id: int, *, reserve: bool) -> Any:
@@ -199,6 +256,9 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         await _fail_row(ctx, row["id"], str(exc))
         raise GiveUp(str(exc)) from None
 
+    summoned = await _refuse_on_this_tier(ctx, row)
+    operation = post_operation(content, summoned_reply=summoned)
+
     # An earlier attempt may have reached X: look before posting again. That attempt took the
     # post's quota before marking the row `posting` and kept it (the outcome was unknown), so
     # the reservation carries over: found or posted now, the tweet costs one post, not two.
@@ -207,11 +267,25 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         found = await reconcile(ctx, content, row["post_started_at"])
         if found:
             # X created (and bills) the tweet on that earlier call: count it now.
-            await record_usage(ctx, "tweets", posts=1)
+            await record_usage(ctx, "tweets", operation, posts=1)
             await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
             ctx.log.info("reconciled: tweet {} was already posted", found["tweet_id"])
             return {"tweet_id": found["tweet_id"], "reconciled": True}
 
+    wait_for_spent_window(ctx, "tweets")
+    async with budgeted(ctx, _estimate(ctx, row, operation)) as spend:
+        return await _post(ctx, row, content, operation, spend, carried_over=carried_over)
+
+
+async def _post(
+    ctx: JobContext,
+    row: dict[str, Any],
+    content: str,
+    operation: str,
+    spend: Any,
+    *,
+    carried_over: bool,
+) -> dict[str, Any]:
     marked = await _reserve_and_mark(ctx, row["id"], reserve=not carried_over)
     if marked is _CAPPED:
         raise quota_snooze("posts")
@@ -220,7 +294,13 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
 
     try:
         media_id = await _attach_image(ctx, row)
-        tweet = await ctx.services.x.post_tweet(content, media_ids=[media_id] if media_id else None)
+        tweet = await ctx.services.x.post_tweet(
+            content,
+            media_ids=[media_id] if media_id else None,
+            reply_to=row["in_reply_to_tweet_id"],
+            quote_tweet_id=row["quote_tweet_id"],
+            made_with_ai=bool(media_id) and _made_with_ai(ctx, row),
+        )
     except XDuplicate:
         found = await reconcile(ctx, content, marked["post_started_at"])
         if found:
@@ -235,16 +315,24 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         raise GiveUp(reason) from None
     except XRateLimited as exc:
         await _give_back(ctx, row["id"], refund=True, unmark="waiting for X's rate limit")
-        raise rate_limit_snooze("tweets", exc.reset_at) from None
+        raise rate_limit_snooze("tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         await _give_back(ctx, row["id"], refund=True, unmark="X usage cap reached")
         raise await usage_capped(ctx, "posts") from None
+    except XCreditsExhausted:
+        await _give_back(ctx, row["id"], refund=True, unmark="X credits exhausted (402)")
+        raise await credits_exhausted(ctx, "posts") from None
+    except XReplyNotAllowed as exc:
+        reason = f"X refused the reply (the post did not summon the account): {exc}"
+        await _give_back(ctx, row["id"], refund=True, fail=reason)
+        raise Skip(reason, {"capability": "unsummoned_replies"}) from None
+    except XCapabilityRefused as exc:
+        if not row["quote_tweet_id"]:
+            raise await _credentials_refused(ctx, row, exc) from None
+        await _give_back(ctx, row["id"], refund=True, fail=f"X refused the quote post: {exc}")
+        raise await capability_refused(ctx, "quotes", exc.detail or str(exc)) from None
     except XAuthError as exc:
-        await _give_back(ctx, row["id"], refund=True, unmark="X rejected the credentials")
-        await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
-        raise RetryLater(
-            f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10)
-        ) from None
+        raise await _credentials_refused(ctx, row, exc) from None
     except XBadRequest as exc:
         await _give_back(ctx, row["id"], refund=True, fail=f"X refused the tweet: {exc}")
         raise GiveUp(f"X refused the tweet: {exc}") from None
@@ -254,11 +342,17 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
             await _fail_row(ctx, row["id"], f"outcome unknown after last attempt: {exc}")
         raise RetryLater(f"X call outcome unknown ({type(exc).__name__}); will reconcile") from None
 
-    await record_usage(ctx, "tweets", posts=1)
+    cost = await record_usage(ctx, "tweets", operation, posts=1, spend=spend)
     posted_at = datetime.now(UTC)
     await _record(ctx, row, tweet.id, posted_at, media_id)
-    ctx.log.info("posted tweet {}", tweet.id)
-    return {"tweet_id": tweet.id, "media_id": media_id}
+    ctx.log.info("posted tweet {} ({}, ${:.3f})", tweet.id, operation, cost)
+    return {"tweet_id": tweet.id, "media_id": media_id, "operation": operation, "cost_usd": cost}
+
+
+async def _credentials_refused(ctx: JobContext, row: dict[str, Any], exc: Exception) -> Exception:
+    await _give_back(ctx, row["id"], refund=True, unmark="X rejected the credentials")
+    await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
+    return RetryLater(f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10))
 
 
 async def _attach_image(ctx: JobContext, row: dict[str, Any]) -> str | None:
@@ -267,8 +361,8 @@ async def _attach_image(ctx: JobContext, row: dict[str, Any]) -> str | None:
         return None
     data, mime = await ctx.services.images.download(row["image_path"])
     media_id = await ctx.services.x.upload_media(data, mime)
-    await record_usage(ctx, "media_upload")
+    await record_usage(ctx, "media_upload")  # not priced by X
     if row["alt_text"]:
         await ctx.services.x.set_alt_text(media_id, row["alt_text"])
-        await record_usage(ctx, "media_metadata")
+        await record_usage(ctx, "media_metadata", "media_metadata")
     return media_id

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from worker import metrics
 from worker.aio import wait_event
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, JobSpec, RetryLater, Snooze
+from worker.jobs.registry import GiveUp, JobSpec, RetryLater, Skip, Snooze
 from worker.logs import redact
 from worker.queue import Job
 from worker.runtime.services import Services
@@ -205,6 +205,10 @@ class ClaimLoop:
                     outcome = "snoozed"
                     logger.info("snoozed until {}: {}", s.until.isoformat(), s.reason)
                     await self._write(self.queue.snooze, job.id, s.until, s.reason)
+                except Skip as k:
+                    outcome = "skipped"
+                    logger.info("skipped: {}", redact(k.reason))
+                    await self._write(self.queue.skip, job.id, redact(k.reason), k.result)
                 except GiveUp as g:
                     outcome = "dead"
                     logger.error("gave up: {}", redact(str(g)))

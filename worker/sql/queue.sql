@@ -12,6 +12,9 @@ select * from public.heartbeat_jobs(%(worker_id)s, %(ids)s, %(lease)s);
 -- name: complete_job
 select public.complete_job(%(id)s, %(worker_id)s, %(result)s);
 
+-- name: skip_job
+select public.skip_job(%(id)s, %(worker_id)s, %(reason)s, %(result)s);
+
 -- name: fail_job
 select public.fail_job(%(id)s, %(worker_id)s, %(error)s, %(retry_in)s, %(retryable)s);
 

@@ -106,6 +106,7 @@ class JobStatus(StrEnum):
     failed = "failed"
     dead = "dead"
     cancelled = "cancelled"
+    skipped = "skipped"
 
 
 def json_default(value: Any) -> Any:
