@@ -270,6 +270,9 @@ class XState:
 
         # The X Activity API: webhooks, subscriptions, deliveries (sandbox/x_api/activity.py).
         self.activity: ActivityState = ActivityState(self)
+        from sandbox.x_api.polls import PollBook
+
+        self.polls = PollBook(self.now, self._new_id)  # polls and their votes (polls.py)
 
     # --- time and ids ------------------------------------------------------------------------
 
