@@ -39,6 +39,7 @@ from worker.clients.x import (
     XTimeout,
     XUsageCapped,
 )
+from worker.content.polls import poll_from_row
 from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
 from worker.jobs._x import (
@@ -252,6 +253,7 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         raise GiveUp(f"scheduled_tweets row {row['id']} has no content to post")
     try:
         validate_tweet_text(content)
+        _poll_args(row)
     except ValueError as exc:
         await _fail_row(ctx, row["id"], str(exc))
         raise GiveUp(str(exc)) from None
@@ -300,6 +302,7 @@ async def _post(
             reply_to=row["in_reply_to_tweet_id"],
             quote_tweet_id=row["quote_tweet_id"],
             made_with_ai=bool(media_id) and _made_with_ai(ctx, row),
+            **_poll_args(row),
         )
     except XDuplicate:
         found = await reconcile(ctx, content, marked["post_started_at"])
@@ -347,6 +350,19 @@ async def _post(
     await _record(ctx, row, tweet.id, posted_at, media_id)
     ctx.log.info("posted tweet {} ({}, ${:.3f})", tweet.id, operation, cost)
     return {"tweet_id": tweet.id, "media_id": media_id, "operation": operation, "cost_usd": cost}
+
+
+def _poll_args(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's poll as ``XClient.post_tweet`` takes it, checked by X's rules (PollError)."""
+    poll = poll_from_row(
+        row["poll_options"],
+        row["poll_duration_minutes"],
+        has_media=bool(row["image_path"]),
+        quotes=bool(row["quote_tweet_id"]),
+    )
+    if poll is None:
+        return {}
+    return {"poll_options": poll.options, "poll_duration_minutes": poll.duration_minutes}
 
 
 async def _credentials_refused(ctx: JobContext, row: dict[str, Any], exc: Exception) -> Exception:

@@ -9,7 +9,8 @@ where id = 1;
 
 -- name: get_scheduled_tweet
 select id, content, topic, with_image, scheduled_for, status, tweet_id, error, image_path, image_url,
-       alt_text, post_started_at, in_reply_to_tweet_id, quote_tweet_id, generated_at
+       alt_text, post_started_at, in_reply_to_tweet_id, quote_tweet_id, generated_at,
+       poll_options, poll_duration_minutes
 from public.scheduled_tweets where id = %(id)s;
 
 -- name: mark_posting
