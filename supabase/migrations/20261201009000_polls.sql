@@ -44,7 +44,6 @@ set search_path = ''
 as $$
 declare
   n integer := coalesce(pg_catalog.cardinality(options), 0);
-  i integer;
   option text;
 begin
   if options is null and duration_minutes is null then
