@@ -10,6 +10,7 @@ post is not a summoned reply: x-api/getting-started/pricing.mdx).
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -97,7 +98,7 @@ async def test_a_five_part_thread_survives_kill_9_after_part_2(
     assert stack.x.request_count(CREATE_TWEET) == 4
     root = tweets[0]
     assert root.referenced_tweets == []
-    for earlier, later in zip(tweets, tweets[1:], strict=False):
+    for earlier, later in itertools.pairwise(tweets):
         assert later.referenced_tweets == [{"type": "replied_to", "id": earlier.id}]
         assert later.in_reply_to_user_id == stack.x.me.id
     assert {t.conversation_id for t in tweets} == {root.id}

@@ -5,14 +5,27 @@ closes (sandbox/x_api/polls.py cites the rules)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import tweepy
+from aiohttp import web
 
-from tests.sandbox.test_x_api_rules import API, Server, call, server  # noqa: F401 - fixture
+from sandbox.x_api import XState, create_app
+from tests.sandbox.test_x_api_rules import API, Server, call
 
 FIELDS = ["duration_minutes", "end_datetime", "id", "options", "voting_status"]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    state = XState()
+    runner = web.AppRunner(create_app(state), shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield Server(state, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    await runner.cleanup()
 
 
 async def _post(server: Server, **kwargs: Any) -> dict[str, Any]:
@@ -42,7 +55,7 @@ async def _refused(server: Server, **kwargs: Any) -> str:
     ],
 )
 async def test_malformed_polls_get_x_s_400(
-    server: Server,  # noqa: F811
+    server: Server,
     options: list[str],
     minutes: int,
     message: str,
@@ -51,7 +64,7 @@ async def test_malformed_polls_get_x_s_400(
     assert got.startswith(message)
 
 
-async def test_bounds_are_accepted_and_count_characters_not_weight(server: Server) -> None:  # noqa: F811
+async def test_bounds_are_accepted_and_count_characters_not_weight(server: Server) -> None:
     """25 emoji is 25 characters (JSON Schema's maxLength), though twitter-text weighs it 50."""
     posted = await _post(
         server, text="Bounds", poll_options=["😀" * 25, "b"], poll_duration_minutes=10080
@@ -61,7 +74,7 @@ async def test_bounds_are_accepted_and_count_characters_not_weight(server: Serve
     assert server.state.polls.get(posted["data"]["id"]) is not None
 
 
-async def test_poll_and_media_or_quote_are_mutually_exclusive(server: Server) -> None:  # noqa: F811
+async def test_poll_and_media_or_quote_are_mutually_exclusive(server: Server) -> None:
     session, auth = server.session()
     for extra in ({"media": {"media_ids": ["1"]}}, {"quote_tweet_id": "123"}):
         body = {"text": "Both?", "poll": {"options": ["a", "b"], "duration_minutes": 60}, **extra}
@@ -79,7 +92,7 @@ async def test_poll_and_media_or_quote_are_mutually_exclusive(server: Server) ->
     assert server.state.posted_tweets() == []
 
 
-async def test_results_move_while_open_and_freeze_when_closed(server: Server) -> None:  # noqa: F811
+async def test_results_move_while_open_and_freeze_when_closed(server: Server) -> None:
     state = server.state
     posted = await _post(
         server, text="Tabs or spaces?", poll_options=["tabs", "spaces"], poll_duration_minutes=60
@@ -125,7 +138,7 @@ async def test_results_move_while_open_and_freeze_when_closed(server: Server) ->
     assert sum(o["votes"] for o in closed["options"]) > after
 
 
-async def test_a_post_without_the_expansion_shows_no_poll(server: Server) -> None:  # noqa: F811
+async def test_a_post_without_the_expansion_shows_no_poll(server: Server) -> None:
     posted = await _post(server, text="Q", poll_options=["a", "b"], poll_duration_minutes=60)
     body = await call(server.tweepy().get_tweets, [posted["data"]["id"]], user_auth=True)
     assert "attachments" not in body["data"][0]
