@@ -270,6 +270,15 @@ begin
     raise exception 'scheduled_tweets %: a part''s thread and position do not change', old.id
       using errcode = '23514';
   end if;
+  -- Approving a generated thread (or finishing one without approval) queues a post job for the
+  -- row, as for a single post; a thread's row is never posted itself: its parts are.
+  if new.thread_parts is not null and new.job_id is distinct from old.job_id
+     and new.job_id is not null and old.thread_of is null then
+    update public.jobs j set status = 'cancelled', finished_at = now(), updated_at = now(),
+                             last_error = 'a thread is posted by its parts'
+    where j.id = new.job_id and j.kind = 'post_tweet' and j.status = 'queued';
+    new.job_id := old.job_id;
+  end if;
   if old.thread_of is null and new.thread is distinct from old.thread
      and exists (select 1 from public.scheduled_tweets s where s.thread_of = old.id) then
     raise exception 'scheduled_tweets %: the parts of a thread are rows of their own now; change a part (thread_of = %) instead',
@@ -300,6 +309,9 @@ begin
     if new.status = 'cancelled' and old.status is distinct from 'cancelled' then
       update public.scheduled_tweets s set status = 'cancelled'
       where s.thread_of = new.id and s.status in ('pending', 'awaiting_approval', 'approved');
+    elsif new.thread is not null and new.status in ('pending', 'approved')
+          and old.status in ('generating', 'awaiting_approval') then
+      perform public.thread_create_parts(new.id);  -- a generated thread, ready to post
     elsif new.scheduled_for is distinct from old.scheduled_for and new.status = 'pending' then
       update public.scheduled_tweets s set scheduled_for = new.scheduled_for
       where s.thread_of = new.id and s.status = 'pending';
@@ -314,7 +326,7 @@ begin
   if new.status = 'posting' then
     update public.scheduled_tweets s
     set status = 'posting', post_started_at = coalesce(s.post_started_at, now())
-    where s.id = new.thread_of and s.status = 'pending';
+    where s.id = new.thread_of and s.status in ('pending', 'approved');
   elsif new.status = 'posted' then
     update public.scheduled_tweets s
     set thread_tweet_ids = array(select p.tweet_id from public.scheduled_tweets p
@@ -336,11 +348,11 @@ begin
   elsif new.status in ('failed', 'cancelled') then
     -- The thread first (the parts cancelled next then find it settled), then the parts after.
     update public.scheduled_tweets s
-    set status = case when posted = 0 and new.status = 'cancelled' and s.status = 'pending'
+    set status = case when posted = 0 and new.status = 'cancelled' and s.status in ('pending', 'approved')
                       then 'cancelled' else 'failed' end,
         error = pg_catalog.format('part %s of %s %s%s; %s of %s posted', new.thread_position,
                                   parts, new.status, coalesce(': ' || new.error, ''), posted, parts)
-    where s.id = new.thread_of and s.status in ('pending', 'posting');
+    where s.id = new.thread_of and s.status in ('pending', 'approved', 'posting');
     update public.scheduled_tweets s set status = 'cancelled', error = pg_catalog.format(
         'part %s of the thread %s', new.thread_position, new.status)
     where s.thread_of = new.thread_of and s.thread_position > new.thread_position
@@ -353,7 +365,7 @@ $$;
 drop trigger if exists scheduled_tweets_thread_progress on public.scheduled_tweets;
 create trigger scheduled_tweets_thread_progress
   after update of status, scheduled_for on public.scheduled_tweets
-  for each row when (new.thread_of is not null or new.thread is not null or old.thread is not null)
+  for each row when (new.thread_of is not null or new.thread is not null or new.thread_parts is not null)
   execute function public.scheduled_tweets_thread_progress();
 
 do $$

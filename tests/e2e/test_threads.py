@@ -131,3 +131,36 @@ async def test_a_part_x_refuses_stops_the_thread(
     ).fetchall()
     assert states == [("posted",), ("failed",), ("cancelled",)]
     assert "Never sent" not in [t.text for t in stack.x.posted_tweets()]
+
+
+async def test_a_generated_thread_with_an_image_on_part_one(
+    stack: SandboxStack, conn: psycopg.Connection, dsn: str
+) -> None:
+    """A topic with thread_parts: each part written and checked as a tweet is, in order, the
+    image (drawn by OpenAI, so made_with_ai) on part 1 only; then posted as a chain."""
+    texts = ["Advisory locks, a short thread.", "Keys are numbers you pick.", "Release them."]
+    for text in texts:
+        stack.openai.queue_chat({"text": text, "alt_text": "A padlock", "image_prompt": "a lock"})
+    thread_id = one(
+        conn,
+        "insert into public.scheduled_tweets (topic, thread_parts, with_image)"
+        " values ('advisory locks', 3, true) returning id",
+    )["id"]
+    worker = Worker(
+        stack.settings(dsn, poll_interval_s=0.3), kinds=["generate_tweet", "post_tweet"]
+    )
+    async with run_worker(worker):
+        await wait_for(lambda: settled(conn, thread_id), timeout=40, message="thread posted")
+
+    thread = one(conn, "select * from public.scheduled_tweets where id = %s", thread_id)
+    assert thread["status"] == "posted", thread["error"]
+    assert thread["thread"] == texts
+    tweets = sorted(stack.x.posted_tweets(), key=lambda t: int(t.id))
+    assert [t.text for t in tweets] == texts
+    assert [bool(t.media_keys) for t in tweets] == [True, False, False]
+    assert tweets[0].made_with_ai is True
+    assert tweets[1].referenced_tweets == [{"type": "replied_to", "id": tweets[0].id}]
+    assert tweets[2].referenced_tweets == [{"type": "replied_to", "id": tweets[1].id}]
+    assert thread["thread_tweet_ids"] == [t.id for t in tweets]
+    prompts = [r.prompt_text for r in stack.openai.requests_for("chat")]
+    assert "post 2 of a 3-post thread" in prompts[1] and texts[0] in prompts[1]

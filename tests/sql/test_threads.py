@@ -209,3 +209,64 @@ def test_parts_of_a_thread_stay_put(conn: psycopg.Connection) -> None:
         )
     with pytest.raises(psycopg.errors.CheckViolation, match="rows of their own"):
         conn.execute("update public.scheduled_tweets set thread = '{x,y}' where id = %s", (thread,))
+
+
+def _generate(conn: psycopg.Connection, row_id: int, texts: list[str], approval: bool) -> None:
+    """What generate_tweet does for a thread: claim, then write the parts in one statement."""
+    assert conn.execute(query("claim_generation"), {"id": row_id}).fetchone() is not None
+    conn.execute(
+        query("finish_thread_generation"),
+        {
+            "id": row_id,
+            "thread": texts,
+            "image_path": None,
+            "image_url": None,
+            "alt_text": None,
+            "require_approval": approval,
+        },
+    )
+
+
+def test_a_generated_thread_gets_its_parts_when_written(conn: psycopg.Connection) -> None:
+    thread = _insert(conn, topic="advisory locks", thread_parts=3)
+    assert (
+        scalar(
+            conn,
+            "select kind from public.jobs j join public.scheduled_tweets s"
+            " on s.job_id = j.id where s.id = %s",
+            (thread,),
+        )
+        == "generate_tweet"
+    )
+    assert parts(conn, thread) == []
+    _generate(conn, thread, FIVE[:3], approval=False)
+    got = parts(conn, thread)
+    assert [p["content"] for p in got] == FIVE[:3]
+    assert [p["job_kind"] for p in got] == ["post_tweet", None, None]
+    assert row(conn, thread)["status"] == "pending"
+
+
+def test_a_generated_thread_awaits_approval_then_its_parts_post(conn: psycopg.Connection) -> None:
+    thread = _insert(conn, topic="advisory locks", thread_parts=2)
+    _generate(conn, thread, FIVE[:2], approval=True)
+    assert row(conn, thread)["status"] == "awaiting_approval"
+    assert parts(conn, thread) == []  # nothing to post before a person says yes
+    conn.execute("update public.scheduled_tweets set status = 'approved' where id = %s", (thread,))
+    got = parts(conn, thread)
+    assert [p["job_kind"] for p in got] == ["post_tweet", None]
+    # The thread row itself never gets a post job of its own.
+    assert (
+        scalar(
+            conn,
+            "select count(*) from public.jobs where kind = 'post_tweet' and status = 'queued'"
+            " and payload ->> 'scheduled_tweet_id' = %s",
+            (str(thread),),
+        )
+        == 0
+    )
+    post(conn, got[0]["id"], "9301")
+    post(conn, got[1]["id"], "9302")
+    assert (row(conn, thread)["status"], row(conn, thread)["thread_tweet_ids"]) == (
+        "posted",
+        ["9301", "9302"],
+    )

@@ -10,7 +10,8 @@ where id = %(id)s
   and status in ('pending', 'generating')
   and topic is not null
   and content is null
-returning id, topic, with_image, scheduled_for;
+  and thread is null
+returning id, topic, with_image, scheduled_for, thread_parts;
 
 -- name: generation_row
 select id, topic, content, status, scheduled_for from public.scheduled_tweets where id = %(id)s;
@@ -57,6 +58,20 @@ set content = %(content)s,
       else public.enqueue_job('post_tweet', jsonb_build_object('scheduled_tweet_id', s.id),
                               greatest(s.scheduled_for, now()), 0, 'post_tweet:' || s.id, null)
     end
+where s.id = %(id)s and s.status = 'generating'
+returning s.status, s.job_id;
+
+-- name: finish_thread_generation
+-- A generated thread's parts (and part 1's image): as finish_generation, with the parts in
+-- `thread`; the database then makes one row per part and queues the first (migration threads).
+update public.scheduled_tweets s
+set thread = %(thread)s::text[],
+    image_path = %(image_path)s,
+    image_url = %(image_url)s,
+    alt_text = %(alt_text)s,
+    generated_at = now(),
+    error = null,
+    status = case when %(require_approval)s then 'awaiting_approval' else 'pending' end
 where s.id = %(id)s and s.status = 'generating'
 returning s.status, s.job_id;
 
