@@ -115,8 +115,9 @@ begin
             hint = 'Give the exact text to post, or a topic to generate one.';
   end if;
   if new.content is null and new.topic is null and new.thread is null then
-    raise exception 'scheduled_tweets: give either content (exact text to post) or topic (to generate) or thread (parts posted in order), not neither'
-      using errcode = '23514';
+    raise exception 'scheduled_tweets: give either content (exact text to post) or topic (to generate), not neither'
+      using errcode = '23514',
+            hint = 'Or a thread: thread text[] with its parts, posted in order.';
   end if;
   if new.content is not null and new.topic is not null then
     raise exception 'scheduled_tweets: give either content or topic, not both'
