@@ -258,3 +258,27 @@ def tweet_length(text: str) -> int:
 
 def has_invalid_characters(text: str) -> bool:
     return any(char in "\ufffe\ufeff\uffff" for char in text)
+
+
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) code point offsets of every URL X links in ``text`` (NFC), in order.
+
+    The same scan as :func:`tweet_length`: these are the links X wraps in t.co, including bare
+    domains it auto-links (``see chirpbase.dev``).
+    """
+    text = unicodedata.normalize("NFC", text)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    no_url_before = 0
+    while i < len(text):
+        if (i > no_url_before and (text[i].isalnum() or not text[i].isascii())) or i == 0:
+            found = _scan_url(text, i)
+            if found is not None:
+                end, is_url = found
+                no_url_before = end
+                if is_url:
+                    spans.append((i, end))
+                    i = end
+                    continue
+        i += _emoji_cluster(text, i) or 1
+    return spans
