@@ -6,7 +6,7 @@ Everything runs in scratch databases that are created here and dropped at the en
 
 1. chirpbase: enqueue N no-op jobs through `enqueue_job` (one `select ... from generate_series`
    statement per chunk), then W worker connections each loop `claim_jobs(max => batch)` ->
-   no-op -> `complete_jobs(ids)` until the queue is empty.
+   no-op -> `complete_jobs(ids, lease_tokens)` until the queue is empty.
 2. procrastinate (its own schema, its own database): the same N no-op jobs deferred with
    `batch_defer_async`, then one worker with `concurrency=W` (its real App/worker API, as a
    deployment would run it) until the queue is empty.
@@ -111,17 +111,20 @@ async def chirpbase_worker(dsn: str, worker_id: str, batch: int) -> int:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         while True:
             cur = await conn.execute(
-                "select id from public.claim_jobs(%s, array['noop'], %s, interval '60 seconds')",
+                "select id, lease_token from public.claim_jobs(%s, array['noop'], %s,"
+                " interval '60 seconds')",
                 (worker_id, batch),
                 prepare=True,
             )
-            ids = [r[0] for r in await cur.fetchall()]
-            if not ids:
+            claims = await cur.fetchall()
+            if not claims:
                 return done
-            for _ in ids:
+            for _ in claims:
                 await asyncio.sleep(0)  # the no-op handler
             cur = await conn.execute(
-                "select count(*) from public.complete_jobs(%s, %s)", (worker_id, ids), prepare=True
+                "select count(*) from public.complete_jobs(%s, %s, %s)",
+                (worker_id, [c[0] for c in claims], [c[1] for c in claims]),
+                prepare=True,
             )
             row = await cur.fetchone()
             done += int(row[0]) if row else 0
