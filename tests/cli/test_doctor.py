@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from sandbox.stack import SandboxStack
 from tests import pg
 from tests.cli.conftest import Run
-from worker.ops.doctor import model as doc
 from worker.migrate import discover
 from worker.ops.cli import app
+from worker.ops.doctor import model as doc
 
 BAD_DB_PASSWORD = "s3cret-pw-9921"
 

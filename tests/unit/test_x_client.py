@@ -35,6 +35,7 @@ from worker.clients.x import (
     XRateLimited,
     XServerError,
     XTimeout,
+    XTweet,
     XUsageCapped,
     endpoint_name,
 )
@@ -169,13 +170,61 @@ async def test_mentions_follow_pagination(env: Env) -> None:
     assert len(capped.tweets) == 5 and not capped.complete
 
 
-async def test_recent_tweets(env: Env) -> None:
+async def whole_timeline(client: XClient, user_id: str, **kwargs: Any) -> list[XTweet]:
+    """Every page of a timeline: pages may be short or empty, only a missing token ends it."""
+    tweets: list[XTweet] = []
+    token = None
+    for _ in range(100):
+        page = await client.timeline_page(user_id, pagination_token=token, **kwargs)
+        tweets += page.tweets
+        token = page.next_token
+        if token is None:
+            return tweets
+    raise AssertionError("the timeline never ended")
+
+
+async def test_timeline_pages_until_no_next_token_and_after_the_lag(env: Env) -> None:
+    state = env.state
+    state.short_page_rate = 0.5  # many short and empty pages
+    client = env.client()
+    posted = [await client.post_tweet(f"tweet {i}") for i in range(12)]
+    assert await whole_timeline(client, state.me.id) == []  # not on the timeline yet
+    state.advance_time(state.timeline_lag_s)
+    recent = await whole_timeline(client, state.me.id, max_results=5)
+    assert [t.text for t in recent] == [f"tweet {i}" for i in reversed(range(12))]
+    assert recent[0].id == posted[-1].id and recent[0].created_at is not None
+    assert state.request_count(USER_TWEETS) > 1 + 12 // 5  # short pages cost extra requests
+
+
+async def test_timeline_start_time_bounds_the_walk(env: Env) -> None:
     state = env.state
     client = env.client()
-    posted = [await client.post_tweet(f"tweet {i}") for i in range(3)]
-    recent = await client.recent_tweets(state.me.id, max_results=5)
-    assert [t.text for t in recent] == ["tweet 2", "tweet 1", "tweet 0"]
-    assert recent[0].id == posted[-1].id and recent[0].created_at is not None
+    old = [state.create_tweet(state.me.id, f"old {i}") for i in range(3)]
+    state.advance_time(3600)
+    since = datetime.fromtimestamp(state.now(), UTC)
+    new = [state.create_tweet(state.me.id, f"new {i}") for i in range(3)]
+    state.advance_time(state.timeline_lag_s)
+    found = await whole_timeline(client, state.me.id, start_time=since)
+    assert [t.id for t in found] == [t.id for t in reversed(new)]
+    everything = await whole_timeline(client, state.me.id)
+    assert [t.id for t in everything] == [t.id for t in reversed(old + new)]
+
+
+async def test_rewritten_text_urls_and_media_keys_are_parsed(env: Env) -> None:
+    state = env.state
+    client = env.client()
+    media_id = await client.upload_media(png(), "image/png")
+    sent = "Q&A at chirpbase.dev <3"
+    tweet = await client.post_tweet(sent, media_ids=[media_id])
+    assert tweet.text != sent and "&amp;" in tweet.text and "&lt;3" in tweet.text
+    state.advance_time(state.timeline_lag_s)
+    (read,) = await whole_timeline(client, state.me.id)
+    assert read.media_keys == (f"3_{media_id}",)
+    link, media_link = read.urls
+    assert (link.expanded_url, link.display_url) == ("http://chirpbase.dev", "chirpbase.dev")
+    assert link.url.startswith("https://t.co/") and link.url in read.text
+    assert media_link.media_key == f"3_{media_id}" and read.text.endswith(" " + media_link.url)
+    assert media_link.expanded_url == f"https://x.com/chirpbase_bot/status/{read.id}/photo/1"
 
 
 async def test_lookup_batches_and_private_metrics(env: Env) -> None:
@@ -262,11 +311,11 @@ async def test_server_errors_post_not_retried_reads_retried(env: Env) -> None:
     assert info.value.status == 503 and info.value.outcome_unknown
     assert state.request_count(CREATE_TWEET) == 1
     state.fail_next(USER_TWEETS, 1, status=500)
-    await client.recent_tweets(state.me.id)
+    await client.timeline_page(state.me.id)
     assert state.request_count(USER_TWEETS) == 2
     state.fail_next(USER_TWEETS, 5, status=503)
     with pytest.raises(XServerError):
-        await client.recent_tweets(state.me.id)
+        await client.timeline_page(state.me.id)
     assert state.request_count(USER_TWEETS) == 4  # read_attempts=2
 
 
@@ -292,8 +341,9 @@ async def test_dropped_response_after_create(env: Env) -> None:
     state.drop_after_create_next(mode="hang")
     with pytest.raises(XTimeout):
         await client.post_tweet("posted, then silence")
-    # the handler can reconcile: the tweet is on the account's timeline
-    recent = await client.recent_tweets(state.me.id, max_results=5)
+    # the handler can reconcile: the tweet is on the account's timeline (once the lag passed)
+    state.advance_time(state.timeline_lag_s)
+    recent = await whole_timeline(client, state.me.id, max_results=5)
     assert "posted, then silence" in [t.text for t in recent]
 
 
@@ -323,7 +373,8 @@ async def test_usage(env: Env) -> None:
     state = env.state
     client = env.client()
     await client.post_tweet("one")
-    await client.recent_tweets(state.me.id)
+    state.advance_time(state.timeline_lag_s)
+    await whole_timeline(client, state.me.id)
     usage = await client.usage()
     assert usage.project_usage == 1 and usage.project_id == state.project_id
     assert sum(usage.daily.values()) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -36,13 +36,19 @@ async def bot_user_id(ctx: JobContext) -> str:
     return str(me.id)
 
 
-async def reserve_quota(ctx: JobContext, resource: str, amount: int) -> None:
-    """Take `amount` from the monthly quota or snooze: capped work waits, it is never dropped."""
+async def reserve_quota(ctx: JobContext, resource: str, amount: int) -> date | None:
+    """Take `amount` from the monthly quota or snooze: capped work waits, it is never dropped.
+
+    Returns the month the reservation was taken in (a refund goes back to it)."""
     if amount <= 0:
-        return
-    ok = await ctx.services.db.fetchval("consume_quota", {"resource": resource, "amount": amount})
-    if not ok:
+        return None
+    taken = await ctx.services.db.fetchrow(
+        "consume_quota", {"resource": resource, "amount": amount}
+    )
+    if not taken or not taken["taken"]:
         raise quota_snooze(resource)
+    month = taken["month"]
+    return month if isinstance(month, date) else None
 
 
 def quota_snooze(resource: str) -> Snooze:
@@ -54,7 +60,13 @@ def quota_snooze(resource: str) -> Snooze:
 
 
 async def refund_unless_served(
-    ctx: JobContext, resource: str, amount: int, exc: Exception, *, requests: int = 1
+    ctx: JobContext,
+    resource: str,
+    amount: int,
+    exc: Exception,
+    *,
+    requests: int = 1,
+    month: date | None = None,
 ) -> None:
     """Give back a reservation for a failed call, unless X may have served (part of) it.
 
@@ -62,7 +74,7 @@ async def refund_unless_served(
     several requests (pages, batches) the ones before the failure were served. Keeping the
     charge then keeps the local count at or above X's, so a cap is never overrun."""
     if requests == 1 and not getattr(exc, "outcome_unknown", False):
-        await refund_quota(ctx, resource, amount)
+        await refund_quota(ctx, resource, amount, month=month)
 
 
 @dataclass
@@ -71,6 +83,7 @@ class ReadReservation:
 
     amount: int
     served: int = 0
+    month: date | None = None  # the month the reads were reserved in
 
 
 @asynccontextmanager
@@ -84,19 +97,24 @@ async def reserved_reads(
     re-raises for the caller to map. This is the one home of that rule: the reads counter must
     never fall below what X bills.
     """
-    await reserve_quota(ctx, "reads", amount)
-    held = ReadReservation(amount)
+    month = await reserve_quota(ctx, "reads", amount)
+    held = ReadReservation(amount, month=month)
     try:
         yield held
     except Exception as exc:
-        await refund_unless_served(ctx, "reads", amount, exc, requests=requests)
+        await refund_unless_served(ctx, "reads", amount, exc, requests=requests, month=month)
         raise
-    await refund_quota(ctx, "reads", amount - held.served)
+    await refund_quota(ctx, "reads", amount - held.served, month=month)
 
 
-async def refund_quota(ctx: JobContext, resource: str, amount: int) -> None:
+async def refund_quota(
+    ctx: JobContext, resource: str, amount: int, *, month: date | None = None
+) -> None:
+    """Give `amount` back to the month it was reserved in (None: the current month)."""
     if amount > 0:
-        await ctx.services.db.execute("refund_quota", {"resource": resource, "amount": amount})
+        await ctx.services.db.execute(
+            "refund_quota", {"resource": resource, "amount": amount, "month": month}
+        )
 
 
 async def record_usage(

@@ -21,10 +21,11 @@ where id = %(id)s and status in ('pending', 'approved', 'posting')
 returning id, post_started_at;
 
 -- name: unmark_posting
--- X certainly did not create the tweet (rate limited, capped): back to ready.
+-- X certainly did not create the tweet (rate limited, capped) and no earlier attempt may have:
+-- back to ready.
 update public.scheduled_tweets
 set status = case when approved_at is not null then 'approved' else 'pending' end,
-    post_started_at = null, error = %(error)s
+    post_started_at = null, reconcile_after = null, error = %(error)s
 where id = %(id)s and status = 'posting';
 
 -- name: record_posted
@@ -44,10 +45,12 @@ update public.scheduled_tweets set status = 'failed', error = %(error)s
 where id = %(id)s and status not in ('posted', 'cancelled', 'rejected');
 
 -- name: consume_quota
-select public.consume_quota(%(resource)s::text, %(amount)s::numeric);
+-- The month is read in the same statement (the same now()): a refund goes back to it.
+select public.consume_quota(%(resource)s::text, %(amount)s::numeric) as taken,
+       public.current_month() as month;
 
 -- name: refund_quota
-select public.refund_quota(%(resource)s::text, %(amount)s::numeric);
+select public.refund_quota(%(resource)s::text, %(amount)s::numeric, %(month)s::date);
 
 -- name: record_api_usage
 select public.record_api_usage(

@@ -16,6 +16,10 @@ the way requests reach X in ``transport``.
 * Blocking calls run in a small thread pool; every method is ``async``.
 * Errors become the typed hierarchy below. Reads (GET) are retried on 5xx, timeouts and
   network errors; writes never are (an unknown outcome is the caller's to reconcile).
+* A write that has started is never abandoned: cancelling the caller waits for the call to
+  finish (or time out) in its thread, and its result is returned. Once the worker is stopping
+  (``refuse_writes_after``), a write that could not end before the deadline is not started
+  (``XNotSent``).
   Messages carry the endpoint, status and X's title/detail, never credentials.
 """
 
@@ -28,6 +32,7 @@ from worker.clients.x.errors import (
     XForbidden,
     XNetworkError,
     XNotFound,
+    XNotSent,
     XRateLimited,
     XServerError,
     XTimeout,
@@ -37,7 +42,9 @@ from worker.clients.x.shapes import (
     LookupResult,
     MentionsPage,
     RateLimit,
+    TimelinePage,
     TweetMetrics,
+    UrlEntity,
     XTweet,
     XUsage,
     XUser,
@@ -51,7 +58,9 @@ __all__ = [
     "MentionsPage",
     "RateLimit",
     "RewritingAdapter",
+    "TimelinePage",
     "TweetMetrics",
+    "UrlEntity",
     "XAuthError",
     "XBadRequest",
     "XClient",
@@ -60,6 +69,7 @@ __all__ = [
     "XForbidden",
     "XNetworkError",
     "XNotFound",
+    "XNotSent",
     "XRateLimited",
     "XServerError",
     "XTimeout",
