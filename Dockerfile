@@ -19,5 +19,7 @@ USER chirpbase
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4).status == 200 else 1)"
+# SIGTERM: finish or hand back running jobs within SHUTDOWN_GRACE_S (40 s). Give the container
+# more than that before SIGKILL (`docker stop -t 45`, compose's stop_grace_period: 45s).
 STOPSIGNAL SIGTERM
 CMD ["chirpbase", "worker"]

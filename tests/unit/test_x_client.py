@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import time
@@ -32,6 +33,7 @@ from worker.clients.x import (
     XClient,
     XDuplicate,
     XNetworkError,
+    XNotSent,
     XRateLimited,
     XServerError,
     XTimeout,
@@ -39,6 +41,7 @@ from worker.clients.x import (
     XUsageCapped,
     endpoint_name,
 )
+from tests.waiting import wait_for
 
 
 def png(size: int = 64) -> bytes:
@@ -390,3 +393,47 @@ def test_endpoint_names() -> None:
     assert endpoint_name("DELETE", "/2/tweets/9") == "tweets_delete"
     assert endpoint_name("GET", "/2/users/42/followers") == "GET /2/users/:id/followers"
     assert LIKE == "POST /2/users/:id/likes"
+
+
+async def test_cancelling_a_post_in_flight_waits_for_x_and_returns_its_answer(env: Env) -> None:
+    """A write that has started is seen through: cancelling the caller (a shutdown, a lost
+    lease) waits for X's answer, which the caller then gets to record."""
+    state = env.state
+    client = env.client(timeout=5.0)
+    state.inject_latency(CREATE_TWEET, 0.8)
+    task = asyncio.create_task(client.post_tweet("half way there"))
+    await wait_for(lambda: state.in_flight(CREATE_TWEET) == 1, message="the post in flight")
+    task.cancel()
+    tweet = await asyncio.wait_for(task, 5)
+    assert not task.cancelled()
+    (stored,) = state.posted_tweets()
+    assert tweet.id == stored.id
+    assert state.in_flight(CREATE_TWEET) == 0
+
+
+async def test_a_cancelled_read_stops_at_once(env: Env) -> None:
+    state = env.state
+    client = env.client(timeout=5.0)
+    state.inject_latency(USER_TWEETS, 3.0)
+    task = asyncio.create_task(client.timeline_page(state.me.id))
+    await wait_for(lambda: state.in_flight(USER_TWEETS) == 1, message="the read in flight")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
+
+
+async def test_once_stopping_a_write_that_could_not_end_in_time_is_not_sent(env: Env) -> None:
+    state = env.state
+    client = env.client(timeout=2.0, connect_timeout=0.5)
+    assert client.call_timeout_s == 2.5
+    client.refuse_writes_after(time.monotonic() + 2.0)  # less than a whole call is left
+    with pytest.raises(XNotSent):
+        await client.post_tweet("too late to start")
+    with pytest.raises(XNotSent):
+        await client.upload_media(png(), "image/png")
+    assert state.request_count() == 0
+    await client.timeline_page(state.me.id)  # reads still go out
+    client.refuse_writes_after(time.monotonic() + 10.0)  # enough left for a whole call
+    await client.post_tweet("still in time")
+    client.refuse_writes_after(None)
+    assert [t.source_text for t in state.posted_tweets()] == ["still in time"]
