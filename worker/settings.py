@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     health_grace_s: float = Field(default=60.0, ge=0)
     doorbell_enabled: bool = True
     db_pool_max: int = Field(default=10, ge=2)
+    # Worker sessions: a statement waiting longer than this on a row lock, or running longer
+    # than that, fails (the job retries, a db_stall alert says why) instead of stalling silently.
+    db_lock_timeout_s: float = Field(default=5.0, gt=0)
+    db_statement_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -76,13 +76,19 @@ async def test_a_post_that_could_not_end_within_the_grace_is_not_sent_and_the_jo
         await wait_for(lambda: worker.loop.running_count == 0, timeout=10, message="drained")
     # No post in flight remains: whatever X holds, the database knows.
     await wait_for(lambda: stack.x.in_flight() == 0, timeout=5, message="X idle")
-    row = one(conn, "select status, tweet_id, error from public.scheduled_tweets where id = %s",
-              row_id)
+    row = one(
+        conn, "select status, tweet_id, error from public.scheduled_tweets where id = %s", row_id
+    )
     posted = stack.x.posted_tweets()
-    job = one(conn, "select j.* from public.jobs j join public.scheduled_tweets s"
-                    " on s.job_id = j.id where s.id = %s", row_id)
-    quota = one(conn, "select coalesce(sum(used), 0) as n from public.quota_usage"
-                      " where resource = 'posts'")["n"]
+    job = one(
+        conn,
+        "select j.* from public.jobs j join public.scheduled_tweets s"
+        " on s.job_id = j.id where s.id = %s",
+        row_id,
+    )
+    quota = one(
+        conn, "select coalesce(sum(used), 0) as n from public.quota_usage where resource = 'posts'"
+    )["n"]
     if posted:  # it went out: it must be recorded
         assert row["status"] == "posted" and row["tweet_id"] == posted[0].id
         assert quota == 1

@@ -30,7 +30,9 @@ def reclaimed(conn: psycopg.Connection) -> tuple[int, UUID, UUID]:
     job_id = enqueue(conn)
     [first] = claim(conn, worker="w1", lease="1 second")
     wait_for_sync(
-        lambda: scalar(conn, "select locked_until < now() from public.jobs where id = %s", (job_id,)),
+        lambda: scalar(
+            conn, "select locked_until < now() from public.jobs where id = %s", (job_id,)
+        ),
         timeout=5,
         message="the 1 s lease to run out",
     )
@@ -48,7 +50,9 @@ Write = Callable[[psycopg.Connection, int, UUID], Any]
 WRITES: dict[str, tuple[Write, Any, Any, str | None]] = {
     # name: (call, refused result, accepted result, status after acceptance)
     "complete_job": (
-        lambda c, i, t: scalar(c, "select public.complete_job(%s, 'w1', lease_token => %s)", (i, t)),
+        lambda c, i, t: scalar(
+            c, "select public.complete_job(%s, 'w1', lease_token => %s)", (i, t)
+        ),
         False,
         True,
         "succeeded",
@@ -181,6 +185,7 @@ def test_holds_lease_locks_the_claim_against_the_reaper(dsn: str) -> None:
             assert scalar(conn, "select public.reap_expired_leases()") == 0  # skipped: locked
             posting.rollback()
         assert scalar(conn, "select public.reap_expired_leases()") == 1
-        assert scalar(
-            conn, "select public.holds_lease(%s, 'w1', %s)", (job_id, held["lease_token"])
-        ) is False
+        assert (
+            scalar(conn, "select public.holds_lease(%s, 'w1', %s)", (job_id, held["lease_token"]))
+            is False
+        )

@@ -223,7 +223,9 @@ def test_heartbeat_extends_only_own_leases(conn: psycopg.Connection) -> None:
         == []
     )
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="one token per id"):
-        conn.execute("select * from public.heartbeat_jobs('w1', %s, %s)", ([mine, theirs], tokens[:1]))
+        conn.execute(
+            "select * from public.heartbeat_jobs('w1', %s, %s)", ([mine, theirs], tokens[:1])
+        )
 
 
 def test_complete_only_by_the_holder(conn: psycopg.Connection) -> None:
@@ -258,7 +260,9 @@ def test_complete_jobs_batch_completes_only_held_jobs(conn: psycopg.Connection) 
     queued = enqueue(conn)
     ids = [*mine, theirs, queued, 999999]
     tokens = [claims[i] for i in mine] + [token(conn, theirs), token(conn, queued), uuid4()]
-    done = conn.execute("select * from public.complete_jobs('w1', %s, %s)", (ids, tokens)).fetchall()
+    done = conn.execute(
+        "select * from public.complete_jobs('w1', %s, %s)", (ids, tokens)
+    ).fetchall()
     assert sorted(r[0] for r in done) == sorted(mine)
     statuses = dict(conn.execute("select id, status from public.jobs").fetchall())
     assert all(statuses[i] == "succeeded" for i in mine)

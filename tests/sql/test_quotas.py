@@ -125,10 +125,14 @@ def test_a_refund_goes_back_to_the_month_it_was_reserved_in(conn: psycopg.Connec
     assert _consume(conn)  # this month: 1
     conn.execute("select public.refund_quota('posts', 1, %s::date)", (last_month,))
     assert _used(conn) == 1  # this month untouched
-    assert scalar(
-        conn, "select used from public.quota_usage where month = %s and resource = 'posts'",
-        (last_month,),
-    ) == 2
+    assert (
+        scalar(
+            conn,
+            "select used from public.quota_usage where month = %s and resource = 'posts'",
+            (last_month,),
+        )
+        == 2
+    )
     # Any day of the month names it; no month means this one.
     conn.execute("select public.refund_quota('posts', 1, %s::date + 17)", (last_month,))
     conn.execute("select public.refund_quota('posts', 1)")

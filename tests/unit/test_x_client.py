@@ -26,6 +26,7 @@ from sandbox.x_api import (
     XState,
     create_app,
 )
+from tests.waiting import wait_for
 from worker.clients.x import (
     RateLimit,
     XAuthError,
@@ -41,7 +42,6 @@ from worker.clients.x import (
     XUsageCapped,
     endpoint_name,
 )
-from tests.waiting import wait_for
 
 
 def png(size: int = 64) -> bytes:

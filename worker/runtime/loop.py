@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from loguru import logger
+from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from worker import metrics
@@ -33,6 +35,9 @@ from worker.queue import Job
 from worker.runtime.services import Services
 
 _OUTCOME_WRITE_ATTEMPTS = 8
+# A statement that gave up waiting: lock_timeout, statement_timeout (the worker's sessions set
+# both, worker/db.py).
+_STALLS = (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
 
 
 def _describe_validation(exc: ValidationError) -> str:
@@ -260,7 +265,35 @@ class ClaimLoop:
         message = redact(f"{type(exc).__name__}: {exc}")
         logger.opt(exception=exc).error("handler raised: {}", message)
         status = await self._write(self.queue.fail, job, message)
+        if isinstance(exc, _STALLS):
+            await self._stall_alert(job, exc)
         return "dead" if status == "dead" else "retry"
+
+    async def _stall_alert(self, job: Job, exc: Exception) -> None:
+        """A statement gave up waiting (lock_timeout / statement_timeout): say so, loudly. The
+        heartbeat would otherwise keep a job stuck behind someone else's row lock alive forever."""
+        settings = self.services.settings
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            what = f"a row lock for more than {settings.db_lock_timeout_s:g} s (lock_timeout)"
+        else:
+            what = f"a statement for more than {settings.db_statement_timeout_s:g} s"
+        message = (
+            f"{job.kind} job {job.id} gave up waiting on {what}: another session holds rows it "
+            "needs (look for long-running transactions in pg_stat_activity); the job will retry"
+        )
+        try:
+            await self.services.db.execute(
+                "raise_alert",
+                {
+                    "level": "warning",
+                    "kind": "db_stall",
+                    "dedupe_key": f"db_stall:{job.kind}",
+                    "message": message,
+                    "details": Jsonb({"kind": job.kind, "job_id": job.id}),
+                },
+            )
+        except Exception as write_exc:
+            logger.warning("could not raise the stall alert: {}", redact(str(write_exc)))
 
     async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record an outcome, retrying through a database blip: losing it would rerun the job."""

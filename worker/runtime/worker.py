@@ -49,6 +49,8 @@ class Worker:
             min_size=1,
             max_size=settings.db_pool_max,
             name=f"chirpbase-worker-{self.worker_id}"[:60],
+            lock_timeout_s=settings.db_lock_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
         )
         self.config = LiveConfig(self.db)
         self.services = Services(settings, self.db, JobQueue(self.db, self.worker_id), self.config)
