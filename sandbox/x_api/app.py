@@ -250,8 +250,15 @@ async def _dispatch(
         await state.wait_hang(hang)
     failure = state.take_failure(endpoint)
     if failure is not None:
-        title = "Service Unavailable" if failure == 503 else "Internal Server Error"
-        response: web.StreamResponse = problem(failure, title, title)
+        if failure == 400:
+            response: web.StreamResponse = invalid_request(
+                [{"message": "Your media IDs are invalid.", "parameters": {}}]
+            )
+        elif failure == 401:
+            response = unauthorized()
+        else:
+            title = "Service Unavailable" if failure == 503 else "Internal Server Error"
+            response = problem(failure, title, title)
         response.headers.update(_rate_headers(state.peek_rate_limit(endpoint)))
         return response, "none"
     auth = await _authenticate(request, state)

@@ -672,7 +672,9 @@ class XState:
             self._faults.latency[endpoint] = seconds
 
     def fail_next(self, endpoint: str, n: int = 1, *, status: int = 503) -> None:
-        """The next ``n`` requests to ``endpoint`` get a 5xx (500 or 503) before any work."""
+        """The next ``n`` requests to ``endpoint`` fail before any work: a 5xx (500, 502, 503),
+        or 400 / 401 with X's invalid-request / unauthorized body (a refusal X could give:
+        media that expired on its side, credentials revoked mid-flight)."""
         with self._lock:
             self._faults.fail.setdefault(endpoint, []).extend([status] * n)
 
