@@ -13,18 +13,27 @@ create or replace function public.refund_quota(
   amount numeric default 1,
   month date default null
 ) returns void
-language sql
+language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
+begin
+  -- A month is named by its first day, as current_month() and consume_quota's callers see it.
+  if refund_quota.month is not null and extract(day from refund_quota.month) <> 1 then
+    raise exception 'refund_quota: month must be the first day of a month, got %', refund_quota.month
+      using errcode = '22023';
+  end if;
   update public.quota_usage u
   set used = greatest(u.used - refund_quota.amount, 0), updated_at = now()
-  where u.month = coalesce(date_trunc('month', refund_quota.month)::date, public.current_month())
+  where u.month = coalesce(refund_quota.month, public.current_month())
     and u.resource = refund_quota.resource;
+end
 $$;
 
 -- The month a post's reservation was taken in: the one it started posting in (the quota is
--- consumed in the same transaction that sets post_started_at).
+-- consumed in the same transaction that sets post_started_at). The same UTC month as
+-- current_month(), of that moment instead of now().
 create or replace function public.post_reservation_month(scheduled_tweet_id bigint)
 returns date
 language sql

@@ -133,8 +133,9 @@ def test_a_refund_goes_back_to_the_month_it_was_reserved_in(conn: psycopg.Connec
         )
         == 2
     )
-    # Any day of the month names it; no month means this one.
-    conn.execute("select public.refund_quota('posts', 1, %s::date + 17)", (last_month,))
+    # A month is its first day; no month means this one.
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="first day of a month"):
+        conn.execute("select public.refund_quota('posts', 1, %s::date + 17)", (last_month,))
     conn.execute("select public.refund_quota('posts', 1)")
     assert _used(conn) == 0
     # A post's reservation month is the month it started posting in.

@@ -11,7 +11,7 @@ it on, so a burst of mentions is never skipped.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -27,7 +27,9 @@ from worker.jobs._x import (
     usage_capped,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import RetryLater, job_kind
+from worker.jobs.registry import RetryLater, Snooze, job_kind
+
+EMPTY_PAGES_RETRY = timedelta(seconds=5)
 
 
 class PollMentionsPayload(BaseModel):
@@ -69,6 +71,12 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
     await record_usage(ctx, "mentions", reads=len(page.tweets))
+    if not page.complete and not page.tweets:
+        # X served only empty pages that still promised more: nothing to move the cursor or a
+        # backfill by. Look again shortly (no attempt spent); the range is unchanged.
+        raise Snooze(
+            datetime.now(UTC) + EMPTY_PAGES_RETRY, "X served empty pages with more to come"
+        )
 
     rows = [
         row

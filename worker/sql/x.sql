@@ -69,6 +69,13 @@ update public.replies set liked = true, liked_at = now() where reply_id = %(repl
 select count(*) from public.replies
 where liked and liked_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC';
 
+-- name: reserve_daily_like
+-- One of today's (UTC) likes for this reply, atomically under the cap; false at the cap.
+select public.reserve_daily_like(%(reply_id)s, %(cap)s::integer);
+
+-- name: release_daily_like
+select public.release_daily_like(%(reply_id)s);
+
 -- name: insert_replies
 -- Idempotent by reply_id: polling twice, or a webhook delivery racing a poll, adds nothing.
 insert into public.replies (reply_id, original_tweet_id, author_id, author_username, content,
