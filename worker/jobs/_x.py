@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from worker.jobs.context import JobContext
 from worker.jobs.registry import Snooze
+from worker.logs import redact, redact_value
 
 # Re-check a capped quota this often: an operator may raise the cap mid-month.
 CAP_RECHECK = timedelta(minutes=10)
@@ -145,14 +146,15 @@ async def record_usage(
 async def alert(
     ctx: JobContext, level: str, kind: str, key: str, message: str, **details: Any
 ) -> None:
+    """Raise an alert (redacted: alerts are shown in status, the console and webhooks)."""
     await ctx.services.db.execute(
         "raise_alert",
         {
             "level": level,
             "kind": kind,
             "dedupe_key": key,
-            "message": message,
-            "details": Jsonb(details),
+            "message": redact(message),
+            "details": Jsonb(redact_value(details)),
         },
     )
 
