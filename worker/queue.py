@@ -50,9 +50,12 @@ class Job:
 class JobQueue:
     """The worker's view of `jobs`: every call is one SQL function."""
 
-    def __init__(self, db: Database, worker_id: str):
+    def __init__(self, db: Database, worker_id: str, *, lease_db: Database | None = None):
         self.db = db
         self.worker_id = worker_id
+        # Heartbeats keep leases alive: on their own connection they never queue behind the
+        # handlers for the shared pool (a starved heartbeat loses every lease at once).
+        self.lease_db = lease_db or db
 
     async def enqueue(
         self,
@@ -90,7 +93,7 @@ class JobQueue:
         """Extend the leases of `jobs`; returns the tokens of the claims still held."""
         if not jobs:
             return set()
-        rows = await self.db.fetch(
+        rows = await self.lease_db.fetch(
             "heartbeat_jobs",
             {
                 "worker_id": self.worker_id,

@@ -314,18 +314,21 @@ class ClaimLoop:
         interval = max(min(s.lease.total_seconds() for s in self.specs.values()) / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
-            await self._heartbeat()
+            await self._heartbeat(timeout_s=interval)
 
-    async def _heartbeat(self) -> None:
-        """Renew every running claim's lease; cancel the runs whose lease is gone."""
+    async def _heartbeat(self, *, timeout_s: float = 10.0) -> None:
+        """Renew every running claim's lease; cancel the runs whose lease is gone. A heartbeat
+        that cannot get through within `timeout_s` gives way to the next one (a wait of its own
+        would let every lease run out)."""
         by_lease: dict[timedelta, list[Job]] = {}
         for job, _task in list(self._running.values()):
             by_lease.setdefault(self.specs[job.kind].lease, []).append(job)
         for lease, jobs in by_lease.items():
             try:
-                held = await self.queue.heartbeat(jobs, lease)
+                async with asyncio.timeout(timeout_s):
+                    held = await self.queue.heartbeat(jobs, lease)
             except Exception as exc:
-                logger.warning("heartbeat failed: {}", redact(str(exc)))
+                logger.warning("heartbeat failed: {}", redact(f"{type(exc).__name__}: {exc}"))
                 continue
             for job in jobs:
                 if job.lease_token in held or job.lease_token in self._settling:
