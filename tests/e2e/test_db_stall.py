@@ -8,36 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from sandbox.stack import SandboxStack
+from tests.e2e.posting import job_of, row_of, rows, schedule
 from tests.waiting import wait_for
 from tests.workers import running
 from worker.alerts.policy import AlertPolicy
 from worker.runtime.worker import Worker
 
 
-def one(conn: psycopg.Connection, sql: str, *params: Any) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, params).fetchone()  # type: ignore[arg-type]
-
-
-def schedule(conn: psycopg.Connection, content: str) -> int:
-    row = one(
-        conn, "insert into public.scheduled_tweets (content) values (%s) returning id", content
-    )
-    assert row is not None
-    return int(row["id"])
-
-
 def status(conn: psycopg.Connection, row_id: int) -> str:
-    row = one(conn, "select status from public.scheduled_tweets where id = %s", row_id)
-    assert row is not None
-    return str(row["status"])
+    return str(row_of(conn, row_id)["status"])
 
 
 def stall_alert(conn: psycopg.Connection) -> dict[str, Any] | None:
-    return one(conn, "select * from public.alerts where dedupe_key = 'db_stall:post_tweet'")
+    found = rows(conn, "select * from public.alerts where dedupe_key = 'db_stall:post_tweet'")
+    return found[0] if found else None
 
 
 async def test_a_held_row_lock_raises_an_alert_and_the_post_goes_out_once_it_is_released(
@@ -55,8 +41,8 @@ async def test_a_held_row_lock_raises_an_alert_and_the_post_goes_out_once_it_is_
             alert = await wait_for(lambda: stall_alert(conn), timeout=15, message="the stall alert")
             assert alert["level"] == "warning" and alert["resolved_at"] is None
             assert "lock" in alert["message"] and "post_tweet" in alert["message"]
-            job = one(conn, "select * from public.jobs where kind = 'post_tweet'")
-            assert job is not None and "lock" in (job["last_error"] or "")
+            job = job_of(conn, row_id)
+            assert "lock" in (job["last_error"] or "")
             assert stack.x.posted_tweets() == []
             operator.rollback()  # the operator lets go
             await wait_for(lambda: status(conn, row_id) == "posted", timeout=30, message="posted")

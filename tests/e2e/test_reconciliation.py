@@ -11,19 +11,15 @@ pages come short or empty with a `next_token`. Through a real Worker, tweepy, th
 from __future__ import annotations
 
 import contextlib
-import io
 from typing import Any
 
 import psycopg
-from PIL import Image
-from psycopg.rows import dict_row
 
 from sandbox.stack import SandboxStack
 from sandbox.x_api import CREATE_TWEET, USER_TWEETS
+from tests.e2e.posting import due_now, job_of, one, quota_used, row_of, schedule, stored_image
 from tests.waiting import wait_for
 from tests.workers import running as run_worker
-from worker.clients.storage import ImageStore
-from worker.content.images import fit_for_x
 from worker.runtime.worker import Worker
 
 # Short enough for a test, long enough to cover the stand-in's lag (set per test).
@@ -43,34 +39,6 @@ def running(
     return run_worker(Worker(stack.settings(dsn, **values), kinds=["post_tweet"]))
 
 
-def one(conn: psycopg.Connection, sql: str, *params: Any) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(sql, params).fetchone()  # type: ignore[arg-type]
-    assert row is not None, sql
-    return row
-
-
-def schedule(conn: psycopg.Connection, content: str) -> int:
-    return int(
-        one(
-            conn, "insert into public.scheduled_tweets (content) values (%s) returning id", content
-        )["id"]
-    )
-
-
-def row_of(conn: psycopg.Connection, row_id: int) -> dict[str, Any]:
-    return one(conn, "select * from public.scheduled_tweets where id = %s", row_id)
-
-
-def job_of(conn: psycopg.Connection, row_id: int) -> dict[str, Any]:
-    return one(
-        conn,
-        "select j.* from public.jobs j join public.scheduled_tweets s on s.job_id = j.id"
-        " where s.id = %s",
-        row_id,
-    )
-
-
 async def settled(conn: psycopg.Connection, row_id: int, timeout: float = 30) -> dict[str, Any]:
     """The row once it is posted or failed (either way the test then checks which)."""
     await wait_for(
@@ -79,15 +47,6 @@ async def settled(conn: psycopg.Connection, row_id: int, timeout: float = 30) ->
         message=f"scheduled_tweets {row_id} posted or failed",
     )
     return row_of(conn, row_id)
-
-
-def quota_used(conn: psycopg.Connection) -> float:
-    return float(
-        one(
-            conn,
-            "select coalesce(sum(used), 0) as n from public.quota_usage where resource = 'posts'",
-        )["n"]
-    )
 
 
 def assert_posted_once(
@@ -107,21 +66,13 @@ def assert_posted_once(
 
 
 async def with_image(stack: SandboxStack, conn: psycopg.Connection, dsn: str, content: str) -> int:
-    image = Image.new("RGB", (320, 200), (200, 60, 60))
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    fitted = fit_for_x(out.getvalue())
-    store = ImageStore.from_settings(stack.settings(dsn, **X_TIMEOUTS))
-    try:
-        url = await store.upload_image(fitted)
-    finally:
-        await store.aclose()
+    path, url = await stored_image(stack, stack.settings(dsn, **X_TIMEOUTS))
     with conn.transaction():  # the job must not see the row before its image
         row_id = schedule(conn, content)
         conn.execute(
             "update public.scheduled_tweets set image_path = %s, image_url = %s, alt_text = %s"
             " where id = %s",
-            (fitted.filename, url, "a red rectangle", row_id),
+            (path, url, "a red rectangle", row_id),
         )
     return row_id
 
@@ -165,17 +116,12 @@ async def test_a_post_missing_from_the_lagging_timeline_is_waited_for_not_posted
     row_id = schedule(conn, content)
     async with running(stack, dsn):
         await wait_for(
-            lambda: (
-                job_of(conn, row_id)["attempts"] == 1 and job_of(conn, row_id)["status"] == "queued"
-            ),
+            lambda: (j := job_of(conn, row_id))["attempts"] == 1 and j["status"] == "queued",
             timeout=15,
             message="first attempt: outcome unknown",
         )
         # Retry at once, while the post is still missing from the timeline.
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(
-                "update public.jobs set run_at = now() where id = %s", (job_of(conn, row_id)["id"],)
-            )
+        due_now(admin_dsn, job_of(conn, row_id)["id"])
         await settled(conn, row_id)
     assert_posted_once(conn, stack, row_id, content)
     assert stack.x.request_count(CREATE_TWEET) == 1
@@ -193,19 +139,14 @@ async def test_short_and_empty_pages_are_followed_to_the_post(
     row_id = schedule(conn, content)
     async with running(stack, dsn):
         await wait_for(
-            lambda: (
-                job_of(conn, row_id)["attempts"] == 1 and job_of(conn, row_id)["status"] == "queued"
-            ),
+            lambda: (j := job_of(conn, row_id))["attempts"] == 1 and j["status"] == "queued",
             timeout=15,
             message="first attempt: outcome unknown",
         )
         for i in range(60):  # newer posts push it back several (short) pages
             stack.x.create_tweet(stack.x.me.id, f"another post {i}")
         stack.x.advance_time(1.0)
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(
-                "update public.jobs set run_at = now() where id = %s", (job_of(conn, row_id)["id"],)
-            )
+        due_now(admin_dsn, job_of(conn, row_id)["id"])
         await settled(conn, row_id)
     mine = [t for t in stack.x.posted_tweets() if t.source_text == content]
     assert len(mine) == 1

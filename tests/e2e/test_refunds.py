@@ -14,43 +14,17 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from sandbox.stack import SandboxStack
 from sandbox.x_api import CREATE_TWEET
+from tests.e2e.posting import due_now, job_of, one, quota_used, row_of
 from tests.waiting import wait_for
 from tests.workers import running
 from worker.runtime.worker import Worker
 
 
-def one(conn: psycopg.Connection, sql: str, *params: Any) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(sql, params).fetchone()  # type: ignore[arg-type]
-    assert row is not None, sql
-    return row
-
-
-def row_of(conn: psycopg.Connection, row_id: int) -> dict[str, Any]:
-    return one(conn, "select * from public.scheduled_tweets where id = %s", row_id)
-
-
-def job_of(conn: psycopg.Connection, row_id: int) -> dict[str, Any]:
-    return one(
-        conn,
-        "select j.* from public.jobs j join public.scheduled_tweets s on s.job_id = j.id"
-        " where s.id = %s",
-        row_id,
-    )
-
-
 def posts_used(conn: psycopg.Connection, month: str = "public.current_month()") -> float:
-    return float(
-        one(
-            conn,
-            "select coalesce(sum(used), 0) as n from public.quota_usage"
-            f" where resource = 'posts' and month = {month}",
-        )["n"]
-    )
+    return quota_used(conn, "posts", month=month)
 
 
 def settings(stack: SandboxStack, dsn: str) -> Any:
@@ -77,42 +51,37 @@ async def test_a_carried_over_attempt_refused_by_x_keeps_posting_and_nothing_is_
             x.set_usage_cap(posts=1)
         else:
             x.fail_next(CREATE_TWEET, 1, status=401)
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            await wait_for(
-                lambda: job_of(conn, row_id)["status"] == "queued",
-                timeout=15,
-                message="attempt 1: outcome unknown",
-            )
-            admin.execute(
-                "update public.jobs set run_at = now() where id = %s", (job_of(conn, row_id)["id"],)
-            )
-            # Attempt 2 finds nothing (the timeline lags), waits out the window, posts again:
-            # X refuses it without creating anything.
-            refused_with = 401 if refusal == "auth" else 429
-            await wait_for(
-                lambda: (
-                    x.request_count(CREATE_TWEET, status=refused_with) == 1
-                    and job_of(conn, row_id)["status"] == "queued"
-                ),
-                timeout=20,
-                message="attempt 2 refused by X",
-            )
-            row = row_of(conn, row_id)
-            assert (row["status"], row["post_started_at"] is not None) == ("posting", True)
-            assert posts_used(conn) == 1  # the reservation stays with the row
-            # The lag ends; the refusal is lifted; the job's time comes.
-            tweet.visible_at = x.now()
-            x.clear_faults()
-            x.set_rate_limit(CREATE_TWEET, remaining=1000, reset_in=900)
-            x.set_usage_cap(posts=None)
-            admin.execute(
-                "update public.jobs set run_at = now() where id = %s", (job_of(conn, row_id)["id"],)
-            )
-            await wait_for(
-                lambda: row_of(conn, row_id)["status"] in ("posted", "failed"),
-                timeout=20,
-                message="settled",
-            )
+        await wait_for(
+            lambda: job_of(conn, row_id)["status"] == "queued",
+            timeout=15,
+            message="attempt 1: outcome unknown",
+        )
+        due_now(admin_dsn, job_of(conn, row_id)["id"])
+        # Attempt 2 finds nothing (the timeline lags), waits out the window, posts again:
+        # X refuses it without creating anything.
+        refused_with = 401 if refusal == "auth" else 429
+        await wait_for(
+            lambda: (
+                x.request_count(CREATE_TWEET, status=refused_with) == 1
+                and job_of(conn, row_id)["status"] == "queued"
+            ),
+            timeout=20,
+            message="attempt 2 refused by X",
+        )
+        row = row_of(conn, row_id)
+        assert (row["status"], row["post_started_at"] is not None) == ("posting", True)
+        assert posts_used(conn) == 1  # the reservation stays with the row
+        # The lag ends; the refusal is lifted; the job's time comes.
+        tweet.visible_at = x.now()
+        x.clear_faults()
+        x.set_rate_limit(CREATE_TWEET, remaining=1000, reset_in=900)
+        x.set_usage_cap(posts=None)
+        due_now(admin_dsn, job_of(conn, row_id)["id"])
+        await wait_for(
+            lambda: row_of(conn, row_id)["status"] in ("posted", "failed"),
+            timeout=20,
+            message="settled",
+        )
     row = row_of(conn, row_id)
     assert (row["status"], row["tweet_id"]) == ("posted", tweet.id)
     assert x.posts_created == 1 and posts_used(conn) == 1
@@ -139,10 +108,7 @@ async def test_after_a_duplicate_refusal_the_post_is_recorded_and_not_refunded(
         await wait_for(
             lambda: job_of(conn, row_id)["status"] == "queued", timeout=15, message="unknown"
         )
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(
-                "update public.jobs set run_at = now() where id = %s", (job_of(conn, row_id)["id"],)
-            )
+        due_now(admin_dsn, job_of(conn, row_id)["id"])
         await wait_for(
             lambda: row_of(conn, row_id)["status"] in ("posted", "failed"),
             timeout=30,

@@ -8,32 +8,20 @@ not end within what is left of it is not sent at all (the job goes back, untouch
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
-from typing import Any
 
 import psycopg
-from PIL import Image
-from psycopg.rows import dict_row
 
 from sandbox.stack import SandboxStack
 from sandbox.x_api import CREATE_TWEET, MEDIA_UPLOAD
+from tests.e2e.posting import job_of, one, quota_used, row_of, stored_image
 from tests.waiting import wait_for
 from tests.workers import running
-from worker.clients.storage import ImageStore
-from worker.content.images import fit_for_x
 from worker.runtime.worker import Worker
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def one(conn: psycopg.Connection, sql: str, *params: Any) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(sql, params).fetchone()  # type: ignore[arg-type]
-    assert row is not None, sql
-    return row
 
 
 async def test_a_post_that_could_not_end_within_the_grace_is_not_sent_and_the_job_goes_back(
@@ -46,15 +34,7 @@ async def test_a_post_that_could_not_end_within_the_grace_is_not_sent_and_the_jo
         x_connect_timeout_s=0.5,
         x_timeout_s=1.5,
     )
-    image = Image.new("RGB", (64, 64), (10, 120, 40))
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    fitted = fit_for_x(out.getvalue())
-    store = ImageStore.from_settings(settings)
-    try:
-        url = await store.upload_image(fitted)
-    finally:
-        await store.aclose()
+    path, url = await stored_image(stack, settings)
     stack.x.inject_latency(MEDIA_UPLOAD, 1.4)  # the upload ends late in the grace period
     stack.x.inject_latency(CREATE_TWEET, 1.2)  # and the post would end after it
     with conn.transaction():
@@ -65,7 +45,7 @@ async def test_a_post_that_could_not_end_within_the_grace_is_not_sent_and_the_jo
         )["id"]
         conn.execute(
             "update public.scheduled_tweets set image_path = %s, image_url = %s where id = %s",
-            (fitted.filename, url, row_id),
+            (path, url, row_id),
         )
     worker = Worker(settings, kinds=["post_tweet"])
     async with running(worker):
@@ -76,19 +56,10 @@ async def test_a_post_that_could_not_end_within_the_grace_is_not_sent_and_the_jo
         await wait_for(lambda: worker.loop.running_count == 0, timeout=10, message="drained")
     # No post in flight remains: whatever X holds, the database knows.
     await wait_for(lambda: stack.x.in_flight() == 0, timeout=5, message="X idle")
-    row = one(
-        conn, "select status, tweet_id, error from public.scheduled_tweets where id = %s", row_id
-    )
+    row = row_of(conn, row_id)
     posted = stack.x.posted_tweets()
-    job = one(
-        conn,
-        "select j.* from public.jobs j join public.scheduled_tweets s"
-        " on s.job_id = j.id where s.id = %s",
-        row_id,
-    )
-    quota = one(
-        conn, "select coalesce(sum(used), 0) as n from public.quota_usage where resource = 'posts'"
-    )["n"]
+    job = job_of(conn, row_id)
+    quota = quota_used(conn)
     if posted:  # it went out: it must be recorded
         assert row["status"] == "posted" and row["tweet_id"] == posted[0].id
         assert quota == 1
