@@ -2,11 +2,12 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: demo test deps deno db-up db-down db-migrate lint format typecheck bench soak clean
+.PHONY: demo test deps deno supabase twitter-text db-up db-down db-push db-migrate db-lint lint \
+	format typecheck import-graph image image-test bench soak clean
 
 deps: ## install Python (uv) and the locked dependencies
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@uv sync --frozen --all-groups --quiet
+	@uv sync --frozen --all-groups --all-extras --quiet
 
 db-up: ## start the local PostgreSQL 15 + pg_cron + wal2json stack (installs it when missing)
 	@bash scripts/pg.sh start
@@ -14,8 +15,21 @@ db-up: ## start the local PostgreSQL 15 + pg_cron + wal2json stack (installs it 
 db-down: ## stop the local database
 	@bash scripts/pg.sh stop
 
-db-migrate: deps db-up ## apply supabase/migrations to the local database
+supabase: ## install the Supabase CLI (npm registry, pinned) into .local/
+	@bash scripts/supabase.sh path >/dev/null
+
+db-push: db-up supabase ## apply supabase/migrations to the local database with `supabase db push`
+	@bash scripts/supabase.sh db push --db-url "$$(bash scripts/pg.sh url)" --include-all --yes
+
+db-migrate: deps db-up ## the same with `chirpbase db migrate`, the path for places without the CLI
 	@uv run chirpbase db migrate --database-url "$$(bash scripts/pg.sh url)"
+
+# plpgsql_check over every function, by `supabase db lint` (any warning fails), and over the
+# trigger functions it skips. In `postgres`, the database pg_cron lives in.
+db-lint: db-push
+	@bash scripts/pg.sh lint-setup
+	@bash scripts/supabase.sh db lint --db-url "$$(bash scripts/pg.sh url)" --level warning --fail-on warning
+	@bash scripts/pg.sh lint-triggers
 
 demo: deps db-up ## run the whole loop against the local sandbox and write a report
 	@uv run python -m sandbox.demo
@@ -23,13 +37,27 @@ demo: deps db-up ## run the whole loop against the local sandbox and write a rep
 deno: ## install Deno (npm registry) and the edge functions' npm dependencies into .local/
 	@bash scripts/deno.sh cache --config supabase/functions/deno.json supabase/functions/x-webhook/index.ts
 
-test: deps db-up deno ## run the whole test suite (Python and Deno) on the local stack
+twitter-text: ## install npm twitter-text 3.1.0 (X's reference counter, for the tests) into .local/
+	@bash scripts/twitter-text.sh >/dev/null
+
+test: deps db-up deno supabase twitter-text ## run the whole test suite (Python and Deno) on the local stack
 	@uv run pytest -q
 
-lint: deps
+image: ## build the worker image from the Dockerfile with buildah (no Docker engine needed)
+	@bash scripts/image.sh build
+
+image-test: deps db-up supabase ## run the built image's worker against the sandbox and the local database
+	@uv run pytest -q -m image tests/image
+
+lint: deps db-lint
 	@uv run ruff check .
 	@uv run ruff format --check .
 	@uv run mypy
+	@uv run lint-imports --no-cache >/dev/null || uv run lint-imports --no-cache
+	@uv run python scripts/import_graph.py --check
+
+import-graph: deps ## redraw docs/imports.md (who imports whom in worker/)
+	@uv run python scripts/import_graph.py
 
 format: deps
 	@uv run ruff format .

@@ -341,7 +341,10 @@ async def run_demo() -> Path:
 
 
 def main() -> None:
-    asyncio.run(run_demo())
+    try:
+        asyncio.run(run_demo())
+    except pg.LocalStackError as exc:
+        raise SystemExit(f"demo: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from aiohttp import web
 from loguru import logger
 
 from sandbox.keys import verify_key
+from sandbox.ports import guard
 from sandbox.realtime import REALTIME_STATE, ApiKeyVerifier, create_realtime_app
 
 __all__ = ["GATEWAY_SERVICES", "REALTIME_STATE", "create_gateway", "main"]
@@ -144,7 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.dsn:
         parser.error("--dsn is required (or set CHIRPBASE_SANDBOX_DSN / DATABASE_URL)")
-    asyncio.run(_serve(args.host, args.port, args.dsn, args.public_base_url))
+    guard(
+        "Supabase gateway stand-in",
+        args.host,
+        args.port,
+        "--port",
+        lambda: asyncio.run(_serve(args.host, args.port, args.dsn, args.public_base_url)),
+    )
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 """The local PostgreSQL stack: one cluster, migrated template databases, clones, the cron database.
 
 `scripts/pg.sh start` installs and starts PostgreSQL 15 + pg_cron + wal2json when needed. Each
-pytest process builds its own template database (bootstrap + migrations) and clones it for every
-test, so tests run in any order and several pytest processes can share the cluster.
+pytest process builds its own template database and clones it for every test, so tests run in any
+order and several pytest processes can share the cluster.
+
+The template is provisioned the way an operator provisions a Supabase project: the bootstrap
+(what Supabase already provides), then `supabase db push --db-url ... --include-all --yes` with
+the pinned Supabase CLI (scripts/supabase.sh). Every test therefore runs on a schema the CLI
+applied, and a migration that only works through `chirpbase db migrate` fails the whole suite.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -21,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PORT = int(os.environ.get("CHIRPBASE_PG_PORT", "54329"))
 BOOTSTRAP = ROOT / "scripts" / "bootstrap.sql"
+SUPABASE_CLI = ROOT / "scripts" / "supabase.sh"
 _counter = itertools.count()
 
 
@@ -34,8 +42,62 @@ def app_dsn(dbname: str) -> str:
     return f"postgresql://postgres:postgres@{HOST}:{PORT}/{dbname}"
 
 
+def cli_url(dbname: str) -> str:
+    """`app_dsn` for the Supabase CLI, which insists on TLS unless told the server has none."""
+    return f"{app_dsn(dbname)}?sslmode=disable"
+
+
+class SupabaseCliError(RuntimeError):
+    """The Supabase CLI exited non-zero; the message carries what it printed."""
+
+
+def supabase(
+    *args: str, workdir: Path = ROOT, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the pinned Supabase CLI on the project in `workdir` (its `supabase/` folder)."""
+    proc = subprocess.run(
+        ["bash", str(SUPABASE_CLI), *args, "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise SupabaseCliError(
+            f"supabase {' '.join(args[:2])} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
+    return proc
+
+
+def _json(proc: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(proc.stdout)
+
+
+def db_push(dbname: str, workdir: Path = ROOT) -> list[str]:
+    """`supabase db push --include-all --yes` into `dbname`; the versions it applied, in order."""
+    args = ["db", "push", "--db-url", cli_url(dbname), "--include-all", "--yes"]
+    out = _json(supabase(*args, "--output-format", "json", workdir=workdir))
+    return [name.split("_", 1)[0] for name in out["migrations"]]
+
+
+def migration_list(dbname: str, workdir: Path = ROOT) -> list[tuple[str, str]]:
+    """`supabase migration list`: (local, remote) version pairs, "" where one side lacks it."""
+    args = ["migration", "list", "--db-url", cli_url(dbname)]
+    out = _json(supabase(*args, "--output-format", "json", workdir=workdir))
+    return [(m["local"], m["remote"]) for m in out["migrations"]]
+
+
+class LocalStackError(RuntimeError):
+    """scripts/pg.sh could not start the cluster; it has said why on stderr (e.g. port in use)."""
+
+
 def start_cluster() -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "pg.sh"), "start"], check=True)
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "pg.sh"), "start"], check=False)
+    if proc.returncode != 0:
+        raise LocalStackError(
+            f"scripts/pg.sh start failed (exit {proc.returncode}): see the [pg] lines above"
+        )
 
 
 def bootstrap(dbname: str) -> None:
@@ -77,7 +139,7 @@ def build_template() -> TemplateDB:
     drop_database(name)
     create_database(name)
     bootstrap(name)
-    migrate(app_dsn(name))
+    db_push(name)
     return TemplateDB(name)
 
 

@@ -52,6 +52,8 @@ from typing import Any, Literal, get_args
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
+from sandbox.ports import run_app
+
 DEFAULT_API_KEY = "sk-sandbox-chirpbase"
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 
@@ -1844,12 +1846,15 @@ def main(argv: list[str] | None = None) -> None:
     state.set_latency(chat=args.chat_latency, images=args.image_latency)
     if args.flag:
         state.flag_terms(args.flag)
-    print(
-        f"[SANDBOX] OpenAI stand-in on http://{args.host}:{args.port}/v1 "
+
+    run_app(
+        create_app(state),
+        what="OpenAI stand-in",
+        host=args.host,
+        port=args.port,
+        ready=f"[SANDBOX] OpenAI stand-in on http://{args.host}:{args.port}/v1 "
         f"(keys: {len(state.api_keys)}; control: /_sandbox/state)",
-        flush=True,
     )
-    web.run_app(create_app(state), host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ none of it ever talks to the real services.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from sandbox.gateway import create_gateway
 from sandbox.keys import SERVICE_ROLE_KEY
 from sandbox.openai_api import OpenAIState
 from sandbox.openai_api import create_app as create_openai_app
+from sandbox.ports import is_addr_in_use
 from sandbox.x_api import XState
 from sandbox.x_api import create_app as create_x_app
 
@@ -87,22 +89,29 @@ class SandboxStack:
         self._runners.append(runner)
         runner, self.openai_url = await _start(create_openai_app(self.openai))
         self._runners.append(runner)
-        # The gateway builds public Storage URLs from its own address: bind first, then mount.
-        probe = web.AppRunner(web.Application(), access_log=None)
-        await probe.setup()
-        site = web.TCPSite(probe, "127.0.0.1", 0)
-        await site.start()
-        port = int(probe.addresses[0][1])
-        await probe.cleanup()
-        self.supabase_url = f"http://127.0.0.1:{port}"
-        self.gateway = create_gateway(
-            self.dsn, public_base_url=self.supabase_url, realtime_options=self.realtime_options
-        )
-        runner = web.AppRunner(self.gateway, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        self._runners.append(runner)
-        return self
+        # The gateway builds public Storage URLs from its own address, so it needs its port before
+        # it is created: pick a free one, then bind it. Another process can take the port in
+        # between; then pick again.
+        for attempt in range(5):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            self.supabase_url = f"http://127.0.0.1:{port}"
+            self.gateway = create_gateway(
+                self.dsn, public_base_url=self.supabase_url, realtime_options=self.realtime_options
+            )
+            runner = web.AppRunner(self.gateway, access_log=None, shutdown_timeout=1.0)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, "127.0.0.1", port).start()
+            except OSError as exc:
+                await runner.cleanup()
+                if not is_addr_in_use(exc) or attempt == 4:
+                    raise
+                continue
+            self._runners.append(runner)
+            return self
+        raise AssertionError("unreachable")
 
     async def stop(self) -> None:
         while self._runners:

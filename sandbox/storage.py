@@ -72,7 +72,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from sandbox import localdb
 from sandbox.keys import InvalidKey, verify_key
+from sandbox.ports import run_app
 
 __all__ = [
     "STATE_KEY",
@@ -1239,17 +1241,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=54330)
     parser.add_argument(
         "--dsn",
-        default="postgresql://postgres:postgres@127.0.0.1:54329/postgres",
-        help="database holding storage.buckets/storage.objects",
+        default=None,
+        help="database holding storage.buckets/storage.objects"
+        " (default: the local stack's postgres database, on $CHIRPBASE_PG_PORT)",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="where object bytes live")
     parser.add_argument("--public-base-url", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     base = args.public_base_url or f"http://{args.host}:{args.port}"
-    app = create_app(args.dsn, public_base_url=base, data_dir=args.data_dir)
-    print(f"[sandbox] Storage API on http://{args.host}:{args.port}/storage/v1/", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    app = create_app(
+        args.dsn or localdb.app_dsn("postgres"), public_base_url=base, data_dir=args.data_dir
+    )
+    run_app(
+        app,
+        what="Storage stand-in",
+        host=args.host,
+        port=args.port,
+        ready=f"[sandbox] Storage API on http://{args.host}:{args.port}/storage/v1/",
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ VERSION="${CHIRPBASE_DENO_VERSION:-2.9.6}"
 HOME_DIR="$ROOT/.local/deno"
 PREFIX="$HOME_DIR/$VERSION"
 
+# shellcheck source=scripts/npm-tool.sh
+. "$ROOT/scripts/npm-tool.sh"
+
 log() { printf '[deno] %s\n' "$*" >&2; }
 
 platform_package() {
@@ -40,38 +43,7 @@ platform_package() {
 
 binary_path() { echo "$PREFIX/node_modules/$(platform_package)/deno"; }
 
-install() {
-  local bin
-  bin="$(binary_path)"
-  if [ -x "$bin" ]; then return; fi
-  if ! command -v npm >/dev/null; then
-    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-      log "npm not found: installing nodejs and npm with apt"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    else
-      log "npm is required to install deno (apt-get install -y npm)"; exit 1
-    fi
-  fi
-  log "installing deno@$VERSION from the npm registry into $PREFIX"
-  mkdir -p "$PREFIX"
-  # A lock per install so parallel callers (pytest workers, make -j) do not race.
-  (
-    flock 9
-    if [ ! -x "$bin" ]; then
-      printf '{"name":"chirpbase-deno","private":true}\n' >"$PREFIX/package.json"
-      # --ignore-scripts: the package's postinstall only copies the platform binary next to its
-      # node wrapper; we run the platform binary itself.
-      npm install --prefix "$PREFIX" --no-save --no-audit --no-fund --ignore-scripts \
-        --loglevel=error "deno@$VERSION" >&2
-    fi
-  ) 9>"$HOME_DIR/.install.lock"
-  if [ ! -x "$bin" ]; then
-    log "npm did not install $(platform_package) (expected $bin)"
-    exit 1
-  fi
-  log "installed $("$bin" --version | head -n1)"
-}
+install() { npm_tool_install deno "$PREFIX" "$(binary_path)" "deno@$VERSION"; }
 
 mkdir -p "$HOME_DIR"
 install

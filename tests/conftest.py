@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -25,6 +27,18 @@ def db_name(pg_template: pg.TemplateDB) -> Iterator[str]:
     name = pg_template.clone()
     yield name
     pg.drop_database(name)
+
+
+@pytest.fixture
+def empty_db(pg_template: pg.TemplateDB) -> Iterator[str]:
+    """A brand-new database with only what Supabase provides (bootstrap), no migrations."""
+    name = f"chirpbase_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    pg.create_database(name)
+    try:
+        pg.bootstrap(name)
+        yield name
+    finally:
+        pg.drop_database(name)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Protocol-faithful stand-in for the X API v2 endpoints chirpbase uses.
 
 ``create_app(state)`` gives the aiohttp application, :class:`XState` the world tests drive
-(users, mentions, metrics, rate limits, usage caps, injected faults), and
+(users, mentions, metrics, rate limits, usage caps, injected faults; ``XState.activity`` the X
+Activity API's webhooks, subscriptions and deliveries, see ``activity``), and
 ``python -m sandbox.x_api --port N`` runs it alone (controlled through ``/_sandbox/...``).
 """
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from aiohttp import web
-
+from sandbox.ports import run_app
 from sandbox.x_api.app import create_app
 from sandbox.x_api.state import XState
 
@@ -56,8 +55,13 @@ def main(argv: list[str] | None = None) -> None:
         monthly_post_cap=args.monthly_post_cap,
         monthly_read_cap=args.monthly_read_cap,
     )
-    print(f"X API stand-in (sandbox) on http://{args.host}:{args.port} as @{state.me.username}")
-    web.run_app(create_app(state), host=args.host, port=args.port, print=None)
+    run_app(
+        create_app(state),
+        what="X API stand-in",
+        host=args.host,
+        port=args.port,
+        ready=f"X API stand-in (sandbox) on http://{args.host}:{args.port} as @{state.me.username}",
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.x_api import activity, activity_routes, timeline
 from sandbox.x_api import state as s
-from sandbox.x_api import timeline
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
-from sandbox.x_api.text import MAX_LENGTH, has_invalid_characters, tweet_length
+from sandbox.x_api.text import is_blank, refusal
 
 STATE_KEY = web.AppKey("x_state", s.XState)
 AUTH_KEY = web.RequestKey("x_auth", str)  # "user" or "app" once authenticated
@@ -38,6 +38,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2/media/metadata$"), s.MEDIA_METADATA),
     ("GET", re.compile(r"^/2/usage/tweets$"), s.USAGE),
 ]
+_ROUTES.extend(activity.ROUTES)  # the X Activity API and webhooks (activity_routes.py)
 # Which authentication each endpoint accepts (X's docs): user = OAuth 1.0a user context,
 # app = OAuth 2.0 app-only bearer token.
 _AUTH: dict[str, frozenset[str]] = {
@@ -52,6 +53,7 @@ _AUTH: dict[str, frozenset[str]] = {
     s.MEDIA_METADATA: frozenset({"user"}),
     s.USAGE: frozenset({"app"}),
 }
+_AUTH.update(activity.AUTH)
 _READ_ENDPOINTS = {s.MENTIONS, s.USER_TWEETS, s.LOOKUP}
 _IMAGE_LIMIT = 5 * 1024 * 1024
 _GIF_LIMIT = 15 * 1024 * 1024
@@ -577,12 +579,13 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
     media = body.get("media") or {}
     reply = body.get("reply") or {}
     media_ids = media.get("media_ids") if isinstance(media, dict) else None
-    if text is None and not media_ids:
-        return invalid_request([{"message": "You must specify either a text or media."}])
     if text is not None and not isinstance(text, str):
         return _param_error("text", str(text), "The `text` field must be a string.")
     text = text or ""
-    if text and (has_invalid_characters(text) or tweet_length(text) > MAX_LENGTH):
+    # Whitespace alone is no text: X refuses it unless media carries the post (is_blank).
+    if is_blank(text) and not media_ids:
+        return invalid_request([{"message": "You must specify either a text or media."}])
+    if not is_blank(text) and refusal(text) is not None:
         return invalid_request(
             [
                 {
@@ -1005,6 +1008,7 @@ def create_app(state: s.XState | None = None) -> web.Application:
     app.router.add_post("/_sandbox/rate_limits", sandbox_rate_limits)
     app.router.add_post("/_sandbox/usage_cap", sandbox_usage_cap)
     app.router.add_post("/_sandbox/time", sandbox_time)
+    activity_routes.install(app, app[STATE_KEY].activity)
     app.on_shutdown.append(_release_on_shutdown)
     return app
 

@@ -14,10 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sandbox.x_api.rewriting import store_text, tco_slug
 from sandbox.x_api.text import MAX_LENGTH, tweet_length
+
+if TYPE_CHECKING:
+    from sandbox.x_api.activity import ActivityState
 
 # Endpoint keys: "METHOD path-template", as in X's rate-limit documentation.
 ME = "GET /2/users/me"
@@ -282,6 +285,10 @@ class XState:
         self._release: asyncio.Event | None = None
         self._release_loop: asyncio.AbstractEventLoop | None = None
         self.me = self.add_user(username, name=name, user_id=user_id)
+        from sandbox.x_api.activity import ActivityState  # imported here: it imports this module
+
+        # The X Activity API: webhooks, subscriptions, deliveries (sandbox/x_api/activity.py).
+        self.activity: ActivityState = ActivityState(self)
 
     # --- time and ids ------------------------------------------------------------------------
 
@@ -438,6 +445,7 @@ class XState:
             if parent:
                 parent.metrics["reply_count"] += 1
             self.tweets[tweet_id] = tweet
+            self.activity.on_post(tweet)
             return tweet
 
     def add_mention(

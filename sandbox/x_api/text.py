@@ -1,14 +1,18 @@
-"""The stand-in's own tweet length check (twitter-text v3 rules).
+"""The stand-in's own tweet length check (twitter-text v3 rules, as X applies them).
 
-Deliberately written apart from ``worker.content.tweet_text`` (a scanner rather than one big
-regular expression, coarser emoji tables) so that the two implementations check each other;
-only the list of top-level domains (IANA data) is shared.
+It decides what the stand-in refuses, so it must agree with X: it passes the same
+conformance data and boundary corpus as ``worker.content.tweet_text`` (tests/tweet_text).
+It is deliberately written apart from that module (a scanner rather than one big regular
+expression, a trie for emoji) so that the two implementations check each other; only data is
+shared: the IANA top-level domains and the emoji sequences X counts as one
+(``worker/content/emoji_sequences.txt``).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from importlib import resources
 
 from worker.content.tweet_text import country_code_tlds, generic_tlds
 
@@ -17,17 +21,7 @@ URL_LENGTH = 23
 
 _LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 _GTLDS = generic_tlds()
-_CCTLDS = country_code_tlds()
-
-_PICTO_SINGLES = {
-    0xA9, 0xAE, 0x203C, 0x2049, 0x2122, 0x2139, 0x21A9, 0x21AA, 0x231A, 0x231B, 0x2328,
-    0x2388, 0x23CF, 0x24C2, 0x25AA, 0x25AB, 0x25B6, 0x25C0, 0x2934, 0x2935, 0x2B1B, 0x2B1C,
-    0x2B50, 0x2B55, 0x3030, 0x303D, 0x3297, 0x3299,
-}  # fmt: skip
-_PICTO_RANGES = (
-    (0x2194, 0x2199), (0x23E9, 0x23F3), (0x23F8, 0x23FA), (0x25FB, 0x25FE), (0x2600, 0x27BF),
-    (0x2B05, 0x2B07), (0x1F000, 0x1F1E5), (0x1F200, 0x1F3FA), (0x1F400, 0x1FAFF),
-)  # fmt: skip
+_CCTLDS = country_code_tlds()  # only to recognise top-level domains
 
 # URL pieces (twitter-text's character classes, spelled out for a scanner).
 _HOST_STOP = set("!'#%&()*+,\\-./:;<=>?@[]^_{|}~$\"`") | {
@@ -52,59 +46,46 @@ def _weight(char: str) -> int:
     return 1 if any(lo <= code <= hi for lo, hi in _LIGHT) else 2
 
 
-def _pictographic(char: str) -> bool:
-    code = ord(char)
-    return code in _PICTO_SINGLES or any(lo <= code <= hi for lo, hi in _PICTO_RANGES)
+def _emoji_trie() -> dict[str, dict]:
+    """A trie of the emoji sequences X counts as one (the same generated data as the worker)."""
+    raw = resources.files("worker.content").joinpath("emoji_sequences.txt").read_text("utf-8")
+    trie: dict[str, dict] = {}
+    for line in raw.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        node = trie
+        for code in line.split(";")[0].split():
+            node = node.setdefault(chr(int(code, 16)), {})
+        node[""] = {}
+    return trie
+
+
+_EMOJI = _emoji_trie()
 
 
 def _emoji_cluster(text: str, i: int) -> int:
-    """Length of the emoji cluster starting at ``i`` (0 when none)."""
-    n = len(text)
-    char = text[i]
-    code = ord(char)
-    if 0x1F1E6 <= code <= 0x1F1FF:
-        return 2 if i + 1 < n and 0x1F1E6 <= ord(text[i + 1]) <= 0x1F1FF else 1
-    if char in "#*0123456789":
-        j = i + 1 + (1 if text[i + 1 : i + 2] == "\ufe0f" else 0)
-        return j + 1 - i if text[j : j + 1] == "\u20e3" else 0
-    if 0x1F3FB <= code <= 0x1F3FF:
-        return 1
-
-    def element(k: int) -> int:
-        if k >= n or not _pictographic(text[k]):
-            return 0
-        nxt = text[k + 1 : k + 2]
-        if nxt == "\ufe0e" or (text[k] in "\u00a9\u00ae\u2122\u265f" and nxt != "\ufe0f"):
-            return 0
-        end = k + 1
-        if nxt == "\ufe0f" or (nxt and 0x1F3FB <= ord(nxt) <= 0x1F3FF):
-            end += 1
-        tags = end
-        while tags < n and 0xE0020 <= ord(text[tags]) <= 0xE007E:
-            tags += 1
-        if tags > end and tags < n and ord(text[tags]) == 0xE007F:
-            end = tags + 1
-        return end - k
-
-    size = element(i)
-    if not size:
-        return 0
-    j = i + size
-    while j < n and text[j] == "\u200d":
-        more = element(j + 1)
-        if not more:
-            break
-        j += 1 + more
-    return j - i
-
-
-def _host_end(text: str, i: int) -> int:
+    """Length of the longest known emoji sequence starting at ``i`` (0 when none)."""
+    node = _EMOJI
+    best = 0
     j = i
-    while (
-        j < len(text) and not text[j].isspace() and (text[j] not in _HOST_STOP or text[j] in "-_.")
-    ):
+    while j < len(text) and text[j] in node:
+        node = node[text[j]]
         j += 1
-    return j
+        if "" in node:
+            best = j - i
+    return best
+
+
+def _is_host_char(char: str) -> bool:
+    return not char.isspace() and (char not in _HOST_STOP or char in "-_.")
+
+
+def _host_ends(text: str) -> list[int]:
+    """For each index, where the run of host characters starting there ends (one pass)."""
+    ends = [len(text)] * (len(text) + 1)
+    for j in range(len(text) - 1, -1, -1):
+        ends[j] = ends[j + 1] if _is_host_char(text[j]) else j
+    return ends
 
 
 def _known_tld(label: str) -> bool:
@@ -112,35 +93,77 @@ def _known_tld(label: str) -> bool:
     return lowered in _GTLDS or lowered in _CCTLDS or lowered.startswith("xn--")
 
 
-def _tld_prefix(label: str) -> str | None:
-    """``label`` itself or its longest prefix that is a TLD ending before a non-word char."""
-    if _known_tld(label):
+def _ends_tld(following: str) -> bool:
+    """A TLD ends before anything but an ASCII letter or digit, "@", "+" or "-"."""
+    return not following or not (
+        (following.isascii() and following.isalnum()) or following in "@+-"
+    )
+
+
+def _tld_prefix(label: str, following: str) -> str | None:
+    """``label`` itself or its longest prefix that is a TLD, where a TLD may end."""
+    if _known_tld(label) and _ends_tld(following):
         return label
     for cut in range(len(label) - 1, 1, -1):
-        after = label[cut]
-        if (after.isascii() and after.isalnum()) or after in "@+-":
-            continue
-        if _known_tld(label[:cut]):
+        if _ends_tld(label[cut]) and _known_tld(label[:cut]):
             return label[:cut]
     return None
 
 
-def _domain_prefix(host: str, ascii_only: bool) -> str | None:
-    """The longest prefix of ``host`` (whole labels) that ends with a known TLD, if any."""
+def _domain_prefix(host: str, following: str) -> str | None:
+    """The longest prefix of ``host`` (whole labels but the last) that ends with a TLD."""
     labels = host.split(".")
     for count in range(len(labels), 1, -1):
-        tld = _tld_prefix(labels[count - 1]) if count == len(labels) else labels[count - 1]
-        if tld is None or not _known_tld(tld):
+        last = labels[count - 1]
+        tld = _tld_prefix(last, following if count == len(labels) else ".")
+        if tld is None:
             continue
         names = labels[: count - 1]
         if any(not name or name[0] in "-_" or name[-1] in "-_" for name in names):
             continue
         if "_" in names[-1]:
             continue
-        candidate = [*names, tld]
-        if ascii_only and not all(_ASCII_LABEL.match(name) for name in candidate):
+        return ".".join([*names, tld])
+    return None
+
+
+def _ascii_domains(domain: str) -> list[tuple[int, int]]:
+    """Spans of the ASCII domains inside ``domain`` (labels of ASCII letters, digits, "-" and
+    Latin accents, then a TLD), leftmost first, each with as many labels as can be had.
+
+    X links only these when there is no protocol: in "twitter.comこれはexample.com" both.
+    """
+    found: list[tuple[int, int]] = []
+    start = 0
+    while start < len(domain):
+        span = _ascii_domain_at(domain, start)
+        if span is None:
+            start += 1
             continue
-        return ".".join(candidate)
+        found.append(span)
+        start = span[1]
+    return found
+
+
+def _ascii_domain_at(domain: str, start: int) -> tuple[int, int] | None:
+    dots: list[int] = []  # positions of the dots ending each label, in order
+    j = start
+    while True:
+        k = j
+        while k < len(domain) and _ASCII_LABEL.match(domain[k]):
+            k += 1
+        if k == j or k >= len(domain) or domain[k] != ".":
+            break
+        dots.append(k)
+        j = k + 1
+    for dot in reversed(dots):  # as many labels as possible, then the longest TLD
+        rest = domain[dot + 1 :]
+        for size in range(min(len(rest), 64), 1, -1):
+            following = rest[size] if size < len(rest) else ""
+            tld = rest[:size]
+            punycode_ok = not tld.lower().startswith("xn--") or tld.isascii()
+            if _known_tld(tld) and _ends_tld(following) and punycode_ok:
+                return (start, dot + 1 + size)
     return None
 
 
@@ -155,8 +178,8 @@ def _labels_fit(domain: str) -> bool:
     return True
 
 
-def _scan_url(text: str, i: int) -> tuple[int, bool] | None:
-    """A URL candidate at ``i``: (end, counts as URL), or None when there is none."""
+def _scan_url(text: str, i: int, host_ends: list[int]) -> tuple[int, list[tuple[int, int]]] | None:
+    """A URL candidate at ``i``: (its end, the links in it), or None when there is none."""
     if i > 0:
         before = text[i - 1]
         if (before.isascii() and (before.isalnum() or before in "@$#")) or before in "＠＃":
@@ -165,11 +188,11 @@ def _scan_url(text: str, i: int) -> tuple[int, bool] | None:
     protocol = "https://" if lowered.startswith("https://") else ""
     protocol = protocol or ("http://" if lowered.startswith("http://") else "")
     start = i + len(protocol)
-    host_end = _host_end(text, start)
-    if host_end == start:
+    host_end = host_ends[start]
+    if host_end == start or text.find(".", start, host_end) < 0:
         return None
     host = text[start:host_end].rstrip(".")
-    domain = _domain_prefix(host, ascii_only=False)
+    domain = _domain_prefix(host, text[start + len(host) : start + len(host) + 1])
     if domain is None:
         return None
     j = start + len(domain)
@@ -199,53 +222,82 @@ def _scan_url(text: str, i: int) -> tuple[int, bool] | None:
             query = query[:-1]
         if query:
             j = j + 1 + len(query)
-    if not _labels_fit(domain):
-        return (j, False)
+    if not _labels_fit(domain) or not _length_fits(protocol, text[i:j], domain):
+        return (j, [])
     if protocol:
         if domain.lower() == "t.co" and has_path:
             slug = re.match(r"/([a-z0-9]+)", text[start + 4 : j], re.IGNORECASE)
             if slug and len(slug.group(1)) > 40:
-                return (j, False)
+                return (j, [])
             if slug:
-                j = start + 4 + slug.end()
-        return (j, True)
+                j = _tco_end(text, start + 4 + slug.end(), j)
+        return (j, [(i, j)])
     if i > 0 and text[i - 1] in "-_./":
-        return (j, False)
-    # Without a protocol only an ASCII domain counts (the last ASCII labels of the host).
-    labels = domain.split(".")
-    first_ascii = len(labels) - 1  # the TLD itself may be internationalised
-    while first_ascii > 0 and _ASCII_LABEL.match(labels[first_ascii - 1]):
-        first_ascii -= 1
-    if first_ascii:
-        return None  # any URL starts later, where the ASCII labels begin
-    lowered_labels = [label.lower() for label in labels]
-    if (
-        not has_path
-        and len(labels) == 2
-        and lowered_labels[1] in _CCTLDS
-        and lowered_labels[1] not in ("co", "tv")
-    ):
-        return (j, False)
-    return (j, True)
+        return (j, [])
+    # Without a protocol X links only the ASCII domains inside; a path goes with the last.
+    links = [(i + a, i + b) for a, b in _ascii_domains(domain)]
+    if links and has_path:
+        links[-1] = (links[-1][0], j)
+    return (j, links)
 
 
-def tweet_length(text: str) -> int:
-    """Weighted length as X counts it (twitter-text v3)."""
-    text = unicodedata.normalize("NFC", text)
-    total = 0
+def _length_fits(protocol: str, url: str, domain: str) -> bool:
+    """At most 4,096 characters with the domain punycoded and a protocol (twitter-text)."""
+    encoded = sum(
+        len(label) if label.isascii() else 4 + len(label.encode("punycode"))
+        for label in domain.split(".")
+    ) + domain.count(".")
+    return len(protocol or "https://") + len(url) - len(domain) + encoded <= 4096
+
+
+def _tco_end(text: str, slug_end: int, end: int) -> int:
+    """A t.co link keeps its slug and a query string, and nothing else of its path."""
+    if text[slug_end : slug_end + 1] != "?":
+        return slug_end
+    k = slug_end + 1
+    while k < end and _QUERY_CHARS.match(text[k]):
+        k += 1
+    query = text[slug_end + 1 : k]
+    while query and not _QUERY_END.match(query[-1]):
+        query = query[:-1]
+    return slug_end + 1 + len(query) if query else slug_end
+
+
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) code point spans of the links X makes of ``text`` (used as given).
+
+    Each span is one t.co link on X and counts 23 characters.
+    """
+    spans: list[tuple[int, int]] = []
+    host_ends = _host_ends(text)
     i = 0
     # A URL needs a preceding character that no earlier URL candidate took (or the start).
     no_url_before = 0
     while i < len(text):
         if (i > no_url_before and (text[i].isalnum() or not text[i].isascii())) or i == 0:
-            found = _scan_url(text, i)
+            found = _scan_url(text, i, host_ends)
             if found is not None:
-                end, is_url = found
+                end, links = found
                 no_url_before = end
-                if is_url:
-                    total += URL_LENGTH
+                spans.extend(links)
+                if links:
                     i = end
                     continue
+        i += 1
+    return spans
+
+
+def tweet_length(text: str) -> int:
+    """Weighted length as X counts it (twitter-text v3): links 23, emoji 2, code points 1 or 2."""
+    text = unicodedata.normalize("NFC", text)
+    links = dict(url_spans(text))
+    total = 0
+    i = 0
+    while i < len(text):
+        if i in links:
+            total += URL_LENGTH
+            i = links[i]
+            continue
         cluster = _emoji_cluster(text, i)
         if cluster:
             total += 2
@@ -260,25 +312,23 @@ def has_invalid_characters(text: str) -> bool:
     return any(char in "\ufffe\ufeff\uffff" for char in text)
 
 
-def url_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) code point offsets of every URL X links in ``text`` (NFC), in order.
+def is_blank(text: str) -> bool:
+    """Empty or whitespace only: X refuses such a post (nothing to show).
 
-    The same scan as :func:`tweet_length`: these are the links X wraps in t.co, including bare
-    domains it auto-links (``see chirpbase.dev``).
+    twitter-text's parseTweet calls " " valid (weighted length 1), but X's API and its web
+    composer refuse a post of whitespace alone, no-break spaces included
+    (Automattic/jetpack#17521: "This tweet will be rejected by Twitter's API ... confirmed by
+    trying to tweet only whitespace on twitter.com").
     """
-    text = unicodedata.normalize("NFC", text)
-    spans: list[tuple[int, int]] = []
-    i = 0
-    no_url_before = 0
-    while i < len(text):
-        if (i > no_url_before and (text[i].isalnum() or not text[i].isascii())) or i == 0:
-            found = _scan_url(text, i)
-            if found is not None:
-                end, is_url = found
-                no_url_before = end
-                if is_url:
-                    spans.append((i, end))
-                    i = end
-                    continue
-        i += _emoji_cluster(text, i) or 1
-    return spans
+    return not text.strip()
+
+
+def refusal(text: str) -> str | None:
+    """Why X refuses ``text`` as a post's text, or None when it accepts it."""
+    if is_blank(text):
+        return "blank"
+    if has_invalid_characters(text):
+        return "invalid characters"
+    if tweet_length(text) > MAX_LENGTH:
+        return "too long"
+    return None

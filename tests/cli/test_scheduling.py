@@ -48,7 +48,7 @@ def test_schedule_refuses_overlong_text_with_one_clear_line(
     run = cli("schedule", "x" * 300)
     assert run.code == EXIT_USAGE, run
     assert run.err.strip().count("\n") == 0
-    assert "300 weighted characters; X allows 280" in run.err
+    assert "not scheduled: tweet text is too long: weighted length 300 > 280" in run.err
     assert scalar(conn, "select count(*) from public.scheduled_tweets") == 0
 
 
@@ -72,7 +72,7 @@ def test_schedule_refuses_bad_times(
 def test_schedule_refuses_empty_text(cli: Cli) -> None:
     run = cli("schedule", "   ")
     assert run.code == EXIT_USAGE, run
-    assert "give either content" in run.err
+    assert "not scheduled: tweet text is empty or whitespace only, which X refuses" in run.err
 
 
 def test_generate_with_topic_image_and_time(cli: Cli, conn: psycopg.Connection) -> None:

@@ -8,15 +8,9 @@ Activity API sends it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import hashlib
-import hmac
 import json
-import socket
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -25,6 +19,7 @@ import pytest
 
 from sandbox.stack import CREDENTIALS, SandboxStack
 from tests.waiting import wait_for
+from tests.webhook_server import serving_x_webhook, sign
 from worker.runtime.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,54 +27,7 @@ FUNCTIONS = ROOT / "supabase" / "functions"
 
 
 def _sign(body: bytes) -> str:
-    digest = hmac.new(CREDENTIALS["x_api_secret"].encode(), body, hashlib.sha256).digest()
-    return "sha256=" + base64.b64encode(digest).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def x_webhook(dsn: str) -> AsyncIterator[str]:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        "bash",
-        str(ROOT / "scripts" / "deno.sh"),
-        "run",
-        "--config",
-        str(FUNCTIONS / "deno.json"),
-        "--allow-env",
-        "--allow-net=127.0.0.1",
-        str(FUNCTIONS / "x-webhook" / "index.ts"),
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(Path.home()),
-            "PORT": str(port),
-            "X_API_SECRET": CREDENTIALS["x_api_secret"],
-            "SUPABASE_DB_URL": dsn,
-        },
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-    async def listening() -> bool:
-        try:
-            _r, w = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            return False
-        w.close()
-        return True
-
-    try:
-        await wait_for(listening, timeout=120, interval=0.05, message="x-webhook listening")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+    return sign(CREDENTIALS["x_api_secret"], body)
 
 
 def _v1_tweet(
@@ -130,7 +78,11 @@ async def test_pushed_reply_is_liked_within_moments(
     try:
         await asyncio.wait_for(worker.ready.wait(), 10)
         await wait_for(lambda: worker.doorbell.database_subscribed, timeout=15)
-        async with x_webhook(dsn) as url, httpx.AsyncClient() as http:
+        async with (
+            serving_x_webhook(secret=CREDENTIALS["x_api_secret"], db_url=dsn) as served,
+            httpx.AsyncClient() as http,
+        ):
+            url = served.url
             for i in range(20):
                 reply = stack.x.add_reply(
                     "webhook_fan", ours.id, f"@chirpbase_bot reply number {i}"

@@ -15,8 +15,6 @@ import hmac
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.waiting import wait_for_sync
+from tests.webhook_server import serve_x_webhook, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "supabase" / "functions"
@@ -39,11 +37,6 @@ def _deno_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHIRPBASE_TEST_")}
     env.update(extra)
     return env
-
-
-def _sign(secret: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return "sha256=" + base64.b64encode(digest).decode()
 
 
 @pytest.mark.timeout(600)
@@ -89,50 +82,12 @@ def test_crc_known_answer_matches_python() -> None:
     assert f"sha256={answer}" in source
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served_function(dsn: str) -> Iterator[str]:
     """`deno run supabase/functions/x-webhook/index.ts` on a free loopback port."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            *DENO,
-            "run",
-            "--config",
-            str(FUNCTIONS / "deno.json"),
-            "--allow-env",
-            "--allow-net=127.0.0.1",
-            str(FUNCTIONS / "x-webhook" / "index.ts"),
-        ],
-        cwd=ROOT,
-        env=_deno_env(PORT=str(port), X_API_SECRET=SECRET, SUPABASE_DB_URL=dsn),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-    def listening() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"x-webhook exited: {proc.stdout.read() if proc.stdout else ''}")
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_for_sync(listening, timeout=120, interval=0.05, message="x-webhook to listen")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        assert SECRET not in (out or ""), "the consumer secret was logged"
+    with serve_x_webhook(secret=SECRET, db_url=dsn) as served:
+        yield served.url
+    assert SECRET not in served.output, "the consumer secret was logged"
 
 
 def _request(
@@ -156,11 +111,11 @@ def test_served_function_turns_a_signed_delivery_into_a_reply_and_a_like_job(
 
         status, crc = _request(f"{served_function}/?crc_token=abc123")
         assert status == 200
-        assert crc == {"response_token": _sign(SECRET, b"abc123")}
+        assert crc == {"response_token": sign(SECRET, b"abc123")}
 
         body = json.dumps({"for_user_id": bot, "tweet_create_events": [mention["v1"]]}).encode()
         status, _ = _request(
-            served_function, body, {"x-twitter-webhooks-signature": _sign("wrong", body)}
+            served_function, body, {"x-twitter-webhooks-signature": sign("wrong", body)}
         )
         assert status == 403
         assert conn.execute("select count(*) from public.replies").fetchone() == (0,)
@@ -170,7 +125,7 @@ def test_served_function_turns_a_signed_delivery_into_a_reply_and_a_like_job(
             served_function,
             body,
             {
-                "x-twitter-webhooks-signature": _sign(SECRET, body),
+                "x-twitter-webhooks-signature": sign(SECRET, body),
                 "content-type": "application/json",
             },
         )
@@ -202,7 +157,7 @@ def test_served_function_turns_a_signed_delivery_into_a_reply_and_a_like_job(
         ).fetchone() == (True,)
 
         status, again = _request(
-            served_function, body, {"x-twitter-webhooks-signature": _sign(SECRET, body)}
+            served_function, body, {"x-twitter-webhooks-signature": sign(SECRET, body)}
         )
         assert (status, again["inserted"], again["duplicates"]) == (200, 0, 1)
         assert conn.execute("select count(*) from public.replies").fetchone() == (1,)

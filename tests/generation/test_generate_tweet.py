@@ -4,7 +4,6 @@ database, the handler run with real Services or through the worker's claim loop.
 from __future__ import annotations
 
 import io
-import time
 
 import httpx
 import psycopg
@@ -60,17 +59,14 @@ async def test_text_and_image_are_generated_concurrently_and_stored(
     state.set_latency(chat=0.3, images=0.6)
     row_id = schedule(conn, "Postgres indexes", with_image=True)
 
-    started = time.perf_counter()
     result = await run_handler(services, row_id)
-    elapsed = time.perf_counter() - started
 
     assert isinstance(result, dict), result
-    # One after the other would take >= 0.9 s; together it is the image's 0.6 s plus fitting
-    # and upload.
-    assert 0.6 <= elapsed < 0.85, f"generation took {elapsed:.3f}s"
     [chat] = state.requests_for("chat")
     [image_request] = state.requests_for("images")
-    assert abs(chat.at - image_request.at) < 0.2, "the image did not start with the text"
+    # The stand-in holds the text's answer for 0.3 s. Drawn one after the other, the image
+    # would be asked for only once that answer arrived; asked for before, both ran at once.
+    assert image_request.at < chat.at + 0.3, (chat.at, image_request.at)
     assert "Postgres indexes" in image_request.prompt_text
     assert "clean illustration" in image_request.prompt_text  # the configured style
     assert "Postgres indexes" in chat.prompt_text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,64 +16,28 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiohttp import web
 
-from sandbox.gateway import create_gateway
 from sandbox.keys import SERVICE_ROLE_KEY
-from sandbox.realtime import REALTIME_STATE, RealtimeState
+from sandbox.realtime import RealtimeState
 from tests import pg
+from tests.realtime_db import scratch_realtime_db, serve_realtime
 from tests.waiting import wait_for
 from worker.runtime.doorbell import Doorbell
 
 TIMEOUT = 5.0
 
-SCHEMA = """
-set role postgres;
-create table public.jobs (
-  id bigint generated always as identity primary key,
-  kind text,
-  payload jsonb,
-  status text default 'queued',
-  run_at timestamptz default now()
-);
-create table public.configs (
-  id bigint generated always as identity primary key,
-  key text unique,
-  value jsonb,
-  updated_at timestamptz default now()
-);
-alter publication supabase_realtime add table public.jobs, public.configs;
-insert into public.configs (key, value) values ('schedule', '{"every_minutes": 60}');
-reset role;
-"""
-
 
 @pytest.fixture(scope="module")
 def bell_db() -> Iterator[str]:
-    pg.start_cluster()
-    name = f"chirpbase_bell_{os.getpid()}"
-    pg.drop_database(name)
-    pg.create_database(name)
-    pg.bootstrap(name)
-    with psycopg.connect(pg.admin_dsn(name), autocommit=True) as conn:
-        conn.execute(SCHEMA)
-    yield name
-    pg.drop_database(name)
+    seed = "insert into public.configs (key, value) values ('schedule', '{\"every_minutes\": 60}');"
+    with scratch_realtime_db("chirpbase_bell", seed) as name:
+        yield name
 
 
 @pytest.fixture
 async def gateway(bell_db: str) -> AsyncIterator[tuple[str, RealtimeState]]:
-    app = create_gateway(pg.admin_dsn(bell_db), storage=False)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    state = app[REALTIME_STATE]
-    await asyncio.wait_for(state.wait_feed_ready(), TIMEOUT)
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", state
-    finally:
-        await runner.cleanup()
+    async with serve_realtime(bell_db) as served:
+        yield served
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,76 +16,37 @@ from typing import Any
 import psycopg
 import pytest
 import websockets
-from aiohttp import web
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 from realtime.types import RealtimePostgresChangesListenEvent as PgEvent
 from websockets.asyncio.client import ClientConnection
 
-from sandbox.gateway import create_gateway
 from sandbox.keys import ANON_KEY, SERVICE_ROLE_KEY, make_key
-from sandbox.realtime import REALTIME_STATE, RealtimeState, binding_id, parse_filters
+from sandbox.realtime import RealtimeState, binding_id, parse_filters
 from supabase import AsyncClient, acreate_client
 from tests import pg
+from tests.realtime_db import scratch_realtime_db, serve_realtime
 
 TIMEOUT = 5.0
 
-SCHEMA = """
-set role postgres;
-create table public.jobs (
-  id bigint generated always as identity primary key,
-  kind text,
-  payload jsonb,
-  status text default 'queued',
-  run_at timestamptz default now()
-);
-create table public.configs (
-  id bigint generated always as identity primary key,
-  key text unique,
-  value jsonb,
-  updated_at timestamptz default now()
-);
+EXTRA_SQL = """
 create table public.secrets (id bigint generated always as identity primary key, note text);
 alter table public.secrets enable row level security;
 create table public.not_published (id bigint primary key);
-alter publication supabase_realtime add table public.jobs, public.configs, public.secrets;
+alter publication supabase_realtime add table public.secrets;
 insert into public.configs (key, value) values ('persona', '{"tone": "dry"}');
-reset role;
 """
 
 
 @pytest.fixture(scope="module")
 def rt_db() -> Iterator[str]:
     """A database of stand-in tables for this module (dropped at the end)."""
-    pg.start_cluster()
-    name = f"chirpbase_rt_{os.getpid()}_{abs(hash(__name__)) % 10_000}"
-    pg.drop_database(name)
-    pg.create_database(name)
-    pg.bootstrap(name)
-    with psycopg.connect(pg.admin_dsn(name), autocommit=True) as conn:
-        conn.execute(SCHEMA)
-    yield name
-    pg.drop_database(name)
-
-
-@contextlib.asynccontextmanager
-async def serve(db: str, **realtime_options: Any) -> AsyncIterator[tuple[str, RealtimeState]]:
-    app = create_gateway(pg.admin_dsn(db), storage=False, realtime_options=realtime_options)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    state = app[REALTIME_STATE]
-    try:
-        await asyncio.wait_for(state.wait_feed_ready(), TIMEOUT)
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        await runner.cleanup()
+    with scratch_realtime_db("chirpbase_rt", EXTRA_SQL) as name:
+        yield name
 
 
 @pytest.fixture
 async def server(rt_db: str) -> AsyncIterator[tuple[str, RealtimeState]]:
-    async with serve(rt_db) as s:
+    async with serve_realtime(rt_db) as s:
         yield s
 
 
@@ -465,7 +425,7 @@ async def test_unknown_table_gets_a_system_error(server: tuple[str, RealtimeStat
 async def test_feed_survives_losing_its_database_session(
     rt_db: str, writer: psycopg.AsyncConnection[Any]
 ) -> None:
-    async with serve(rt_db) as (url, state), supabase(url) as client:
+    async with serve_realtime(rt_db) as (url, state), supabase(url) as client:
         events: asyncio.Queue[Any] = asyncio.Queue()
         system: asyncio.Queue[Any] = asyncio.Queue()
         channel = client.channel("survivor")
@@ -515,7 +475,7 @@ async def test_slot_is_temporary_and_gone_after_shutdown(rt_db: str) -> None:
                 )
             ).fetchall()
 
-    async with serve(rt_db) as (_url, state):
+    async with serve_realtime(rt_db) as (_url, state):
         assert await slots() == [(state.feed.slot, True)]
 
     # dropped on shutdown (and a temporary slot could not outlive its session anyway)

@@ -235,6 +235,21 @@ async def test_weighted_length_limit(server: Server) -> None:
     assert "too long" in body["errors"][0]["message"]
     # 250 characters of URL count 23
     await call(client.create_tweet, text="see https://example.com/" + "x" * 250)
+    # a bare country domain is a link too (23), and an emoji newer than twitter-text's data 2
+    phoenix = "\U0001f426\u200d\U0001f525"
+    await call(client.create_tweet, text=phoenix * 128 + " foo.jp")  # 256 + 1 + 23
+    with pytest.raises(tweepy.BadRequest):
+        await call(client.create_tweet, text=phoenix * 128 + "a foo.jp")
+    assert len(server.state.posted_tweets()) == 3
+
+
+@pytest.mark.parametrize("blank", [" ", "\n\t", "\u00a0\u3000"])
+async def test_whitespace_alone_is_refused(server: Server, blank: str) -> None:
+    """X refuses a post of whitespace alone (Automattic/jetpack#17521), not as too long."""
+    with pytest.raises(tweepy.BadRequest) as info:
+        await call(server.tweepy().create_tweet, text=blank)
+    assert "You must specify either a text or media." in info.value.response.text
+    assert server.state.posted_tweets() == []
 
 
 async def test_media_ids_must_exist_belong_and_be_fresh(server: Server) -> None:

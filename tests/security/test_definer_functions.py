@@ -143,7 +143,7 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     assert len(conn.execute("select * from public.quota_caps()").fetchall()) == 3
     conn.execute("select * from public.evaluate_alerts()").fetchall()
     scalar(conn, "select public.sync_schedules()")
-    assert scalar(conn, "select public.tweet_weighted_length('hi https://x.com \u6f22')") == 29
+    assert scalar(conn, "select public.tweet_length_at_least('hi https://x.com \u6f22')") == 29
     conn.execute("select public.validate_config('persona', '{\"name\": \"n\"}')")
     tweet = scalar(conn, "select public.schedule_generated_tweet()")
     conn.execute("update public.scheduled_tweets set status = 'cancelled' where id = %s", (tweet,))

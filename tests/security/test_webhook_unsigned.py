@@ -9,15 +9,8 @@ shows up in a response or in the function's output.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +19,7 @@ import psycopg
 import pytest
 
 from tests import pg
-from tests.waiting import wait_for_sync
+from tests.webhook_server import serve_x_webhook, sign
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "supabase" / "functions"
@@ -37,47 +30,13 @@ DB_PASSWORD = "webhook-db-" + secrets.token_hex(12)
 pytestmark = pytest.mark.timeout(180)
 
 
-def _sign(secret: str, body: bytes) -> str:
-    return (
-        "sha256="
-        + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    )
-
-
 @pytest.fixture
 def webhook(db_name: str) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     db_url = f"postgresql://postgres:{DB_PASSWORD}@{pg.HOST}:{pg.PORT}/{db_name}"
-    proc = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "deno.sh"), "run", "--config", str(FUNCTIONS / "deno.json"),
-         "--allow-env", "--allow-net=127.0.0.1", str(FUNCTIONS / "x-webhook" / "index.ts")],
-        cwd=ROOT,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith(("CHIRPBASE_TEST_", "X_"))},
-             "PORT": str(port), "X_API_SECRET": SECRET, "SUPABASE_DB_URL": db_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-
-    def listening() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"x-webhook exited: {proc.stdout.read() if proc.stdout else ''}")
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_for_sync(listening, timeout=120, interval=0.05, message="x-webhook to listen")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+    with serve_x_webhook(secret=SECRET, db_url=db_url) as served:
+        yield served.url
     # Its own output (startup, refusals, errors): no secret in it.
+    out = served.output
     assert out and SECRET not in out and DB_PASSWORD not in out, out[-2000:]
 
 
@@ -89,12 +48,12 @@ def test_unsigned_and_missigned_deliveries_store_nothing(
     mention = next(v for v in VECTORS["vectors"] if v["name"] == "plain_mention")
     conn.execute("update public.x_account set user_id = %s where id = 1", (bot,))
     body = json.dumps({"for_user_id": bot, "tweet_create_events": [mention["v1"]]}).encode()
-    good = _sign(SECRET, body)
+    good = sign(SECRET, body)
     attempts: dict[str, tuple[dict[str, str], set[int]]] = {
         "no signature": ({}, {401}),
         "empty signature": ({"x-twitter-webhooks-signature": ""}, {401}),
-        "other secret": ({"x-twitter-webhooks-signature": _sign(SECRET + "x", body)}, {403}),
-        "other body": ({"x-twitter-webhooks-signature": _sign(SECRET, body + b" ")}, {403}),
+        "other secret": ({"x-twitter-webhooks-signature": sign(SECRET + "x", body)}, {403}),
+        "other body": ({"x-twitter-webhooks-signature": sign(SECRET, body + b" ")}, {403}),
         "sha1 prefix": ({"x-twitter-webhooks-signature": good.replace("sha256=", "sha1=")}, {401}),
         "no prefix": ({"x-twitter-webhooks-signature": good.removeprefix("sha256=")}, {401}),
         "truncated": ({"x-twitter-webhooks-signature": good[:-4]}, {401, 403}),

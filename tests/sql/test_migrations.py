@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,18 +10,6 @@ import pytest
 from tests import pg
 from tests.sql.helpers import Jsonb, scalar
 from worker.migrate import MIGRATIONS_DIR, applied_versions, discover, migrate
-
-
-@pytest.fixture
-def empty_db(pg_template: pg.TemplateDB) -> Iterator[str]:
-    """A brand-new database with only what Supabase provides (bootstrap), no migrations."""
-    name = f"chirpbase_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    pg.create_database(name)
-    try:
-        pg.bootstrap(name)
-        yield name
-    finally:
-        pg.drop_database(name)
 
 
 def test_migration_files_are_named_and_ordered() -> None:

@@ -42,15 +42,26 @@ def _refused(conn: psycopg.Connection, match: str, **cols: object) -> str:
     [
         {},
         {"content": None, "topic": None},
-        {"content": ""},
-        {"content": "   \n\t "},
         {"topic": "  "},
         {"topic": "\n"},
-        {"content": "\u3000\n", "topic": " \t"},
     ],
 )
 def test_neither_content_nor_topic_is_refused(shared_conn: psycopg.Connection, cols: dict) -> None:
     _refused(shared_conn, "give either content .* or topic .*, not neither", **cols)
+
+
+@pytest.mark.parametrize(
+    "cols",
+    [
+        {"content": ""},
+        {"content": "   \n\t "},
+        {"content": "\u00a0\u2009"},  # no-break and thin spaces are whitespace too
+        {"content": "\u3000\n", "topic": " \t"},
+    ],
+)
+def test_blank_content_is_refused(shared_conn: psycopg.Connection, cols: dict) -> None:
+    """X refuses a post of whitespace alone (twitter-text's parseTweet calls it valid)."""
+    _refused(shared_conn, "content is empty or whitespace only, which X refuses", **cols)
 
 
 def test_both_content_and_topic_is_refused(shared_conn: psycopg.Connection) -> None:
@@ -72,10 +83,11 @@ def test_both_content_and_topic_is_refused(shared_conn: psycopg.Connection) -> N
 def test_over_long_content_is_refused(
     shared_conn: psycopg.Connection, text: str, weighted: int
 ) -> None:
-    assert scalar(shared_conn, "select public.tweet_weighted_length(%s)", (text,)) == weighted
+    assert scalar(shared_conn, "select public.tweet_length_at_least(%s)", (text,)) == weighted
     message = _refused(shared_conn, "X allows 280", content=text)
-    assert f"content is {weighted} weighted characters" in message
+    assert f"content is at least {weighted} weighted characters" in message
     assert "URLs count 23" in message  # the hint explains the counting
+    assert "chirpbase count" in message  # ... and where to get the exact count
 
 
 @pytest.mark.parametrize(
@@ -93,7 +105,7 @@ def test_over_long_content_is_refused(
     ids=["latin", "cjk", "emoji", "flags", "skin-tone", "url", "nfc", "trimmed"],
 )
 def test_exactly_280_weighted_characters_pass(shared_conn: psycopg.Connection, text: str) -> None:
-    assert scalar(shared_conn, "select public.tweet_weighted_length(%s)", (text.strip(),)) == 280
+    assert scalar(shared_conn, "select public.tweet_length_at_least(%s)", (text.strip(),)) == 280
     new_id = _insert(shared_conn, content=text)
     content, job_id = shared_conn.execute(
         "select content, job_id from public.scheduled_tweets where id = %s", (new_id,)
@@ -101,20 +113,25 @@ def test_exactly_280_weighted_characters_pass(shared_conn: psycopg.Connection, t
     assert content == text.strip() and job_id is not None
 
 
-def test_weighted_length_examples(shared_conn: psycopg.Connection) -> None:
+def test_lower_bound_is_exact_on_everyday_text(shared_conn: psycopg.Connection) -> None:
+    """Where a text holds only plain words and plain links, the bound is X's count."""
     cases = {
         "": 0,
         "hello": 5,
+        "Hello. World, again!": 20,
         "see example.com now": 4 + 23 + 4,
         "http://a.co/x and https://b.io": 23 + 5 + 23,
+        "(www.example.co.uk/path).": 2 + 23 + 1,
         "café": 4,
         "…": 2,
         "—": 1,
         "こんにちは": 10,
         "🎉 launch": 2 + 7,
+        "👨‍👩‍👧‍👦 🇯🇵 👍🏽 #️⃣ ❤️": 2 + 1 + 2 + 1 + 2 + 1 + 2 + 1 + 2,
+        "a\u200db \u20e3 a\ufe0f": 3 + 1 + 2 + 1 + 3,  # emoji parts alone count as characters
     }
     got = {
-        text: scalar(shared_conn, "select public.tweet_weighted_length(%s)", (text,))
+        text: scalar(shared_conn, "select public.tweet_length_at_least(%s)", (text,))
         for text in cases
     }
     assert got == cases

@@ -146,18 +146,13 @@ def huge_png() -> bytes:
     return encode(photo_like((4096, 4096)), "PNG", compress_level=1)
 
 
-def test_huge_png_is_scaled_to_2048_and_fast(huge_png: bytes) -> None:
-    timings = []
-    for _ in range(2):
-        started = time.perf_counter()
-        fitted = fit_for_x(huge_png, when=DAY)
-        timings.append(time.perf_counter() - started)
+def test_huge_png_is_scaled_to_2048(huge_png: bytes) -> None:
+    """How fast it is lives in bench/generation.py (a ratio against a naive resize)."""
+    fitted = fit_for_x(huge_png, when=DAY)
     img = assert_clean(fitted)
     assert (fitted.width, fitted.height) == (2048, 2048)
     assert fitted.mime == "image/jpeg"
     assert img.format == "JPEG"
-    # The brief: a 4096x4096 PNG "well under 1 s" (about 0.3-0.45 s on a 2-core runner).
-    assert min(timings) < 1.0, timings
 
 
 def test_aspect_ratio_kept_and_max_dimension_configurable() -> None:

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from worker.clients.x import XTweet, parse_tweets
-from worker.conversation.mentions import iso_millis, mention_to_reply_row, skip_reason
+from worker.conversation.mentions import (
+    iso_millis,
+    mention_to_reply_row,
+    reply_rows_from_activity,
+    skip_reason,
+)
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "reply_vectors.json").read_text()
@@ -45,6 +50,38 @@ def test_vector_maps_to_expected_row(vector: dict[str, Any]) -> None:
     assert row["source"] == "poll"
     assert {k: row[k] for k in FIELDS} == {k: expected[k] for k in FIELDS}
     assert set(row) == {*FIELDS, "source"}
+
+
+@pytest.mark.parametrize("case", VECTORS["xaa"], ids=lambda c: c["name"])
+def test_xaa_delivery_maps_to_expected_rows(case: dict[str, Any]) -> None:
+    """The same X Activity API deliveries the edge function is checked against (replies.ts
+    `repliesFromActivity`): the same rows, the same posts dropped, the same events ignored."""
+    result = reply_rows_from_activity(case["delivery"], bot_user_id=BOT)
+    assert [{k: r[k] for k in FIELDS} for r in result.rows] == case["expected"]
+    assert all(r["source"] == "webhook" for r in result.rows)
+    assert result.skipped == case["skipped"]
+    assert result.ignored == case.get("ignored", [])
+
+
+def test_xaa_mapping_is_total() -> None:
+    junk: list[Any] = [
+        None,
+        [],
+        {"data": None},
+        {"data": [None, 1, {"event_type": 5}]},
+        {"data": {"event_type": "post.mention.create"}},
+        {"data": {"event_type": "post.reply.create", "payload": {"id": "1"}, "includes": 3}},
+        {
+            "data": {
+                "event_type": "post.reply.create",
+                "payload": {"id": "1", "author_id": "2"},
+                "includes": {"users": [None, {"data": 3}]},
+            }
+        },
+    ]
+    for body in junk:
+        assert reply_rows_from_activity(body, bot_user_id=BOT).rows == []
+    assert reply_rows_from_activity(junk[3], bot_user_id=BOT).ignored == ["not_an_event"] * 3
 
 
 def test_vectors_cover_every_rule() -> None:

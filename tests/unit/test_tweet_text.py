@@ -47,7 +47,10 @@ ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007
         ("1️⃣", 2),
         ("#\u20e3", 2),
         ("❤️", 2),
-        ("🐦\u200d🔥", 2),  # phoenix (Unicode 15.1): sequences newer than any fixed list
+        ("🐦\u200d🔥", 2),  # phoenix (Emoji 15.1): newer than twitter-text's data, 2 on X
+        ("\U0001f431\u200d\U0001f436", 5),  # cat ZWJ dog is no emoji: 2 + 1 + 2
+        ("\U0001f1e6\U0001f1e6", 4),  # no country AA: two regional indicators
+        ("\U0001f3f3\u200d\U0001f308", 5),  # rainbow flag without its U+FE0F: not RGI
         ("\U0001fae8", 2),  # shaking face (Unicode 15)
         ("☕🏽", 4),  # hot beverage takes no skin tone: two emoji
         ("©", 1),  # text-default symbols are emoji only with U+FE0F
@@ -69,7 +72,7 @@ ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007
         ("t.co", 23),
         ("foo.co.jp", 23),
         ("x.tv", 23),
-        ("foo.jp", 6),  # a two-label country domain needs a path to count as a URL
+        ("foo.jp", 23),  # twitter-text 3 links bare country domains too (1.x did not)
         ("foo.jp/x", 23),
         ("Test https://test.com test https://test.com test.com test", 86),
         ("http://☃.net/", 23),
@@ -77,7 +80,9 @@ ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007
         ("http://twitter.com/これは日本語です。example.com中国語", 70),
         # not URLs
         ("a.b", 3),
-        ("file.py", 7),
+        ("file.py", 23),  # .py is Paraguay: X links it
+        ("file.rs", 23),  # .rs is Serbia
+        ("file.txt", 8),
         ("node.js", 7),
         ("me@example.com", 14),
         ("http://localhost:8080", 21),

@@ -1,8 +1,9 @@
 """Mapping a mention from X to a `replies` row.
 
-The x-webhook edge function (supabase/functions/_shared/replies.ts, `replyFromV2`) maps posts with
-the same rules, checked against the shared vectors in tests/fixtures/reply_vectors.json, so a
-reply ingested by polling and by webhook produces the same row:
+The x-webhook edge function (supabase/functions/_shared/replies.ts, `replyFromV2` and
+`repliesFromActivity`) maps posts with the same rules, checked against the shared vectors in
+tests/fixtures/reply_vectors.json, so a reply ingested by polling and by webhook produces the
+same row:
 
 * keep a post that replies to the bot (``in_reply_to_user_id``) or mentions it
   (``entities.mentions`` or ``note_tweet.entities.mentions``);
@@ -10,13 +11,19 @@ reply ingested by polling and by webhook produces the same row:
   else (a post in a thread the bot is in that neither replies to nor mentions it);
 * ``content`` is the full text (``note_tweet.text`` for a long post, else ``text``), as X sends
   it (not trimmed, not HTML-unescaped); ``created_at`` is ISO-8601 UTC with milliseconds.
+
+An X Activity API delivery carries the same v2 Post object as ``payload``
+(:func:`reply_rows_from_activity` reads one, with the edge function's rules).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+
+from worker.clients.x.shapes import parse_tweets
 
 SkipReason = Literal["bad_id", "bad_author", "own_post", "retweet", "not_for_bot"]
 
@@ -99,3 +106,68 @@ def mention_to_reply_row(
         "conversation_id": _id_of(tweet.conversation_id),
         "source": source,
     }
+
+
+IgnoreReason = Literal["not_an_event", "not_a_post_event", "other_account"]
+
+
+@dataclass
+class ActivityRows:
+    """What one X Activity API delivery gives: rows, posts dropped, events ignored."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkipReason | Literal["not_an_object"]] = field(default_factory=list)
+    ignored: list[IgnoreReason] = field(default_factory=list)
+
+
+def reply_rows_from_activity(
+    body: Any, *, bot_user_id: str, source: str = "webhook"
+) -> ActivityRows:
+    """The rows of an X Activity API delivery (``{"data": event}``; an array of events too).
+
+    The twin of replies.ts ``repliesFromActivity``: ``post.*`` events but ``post.delete`` carry a
+    v2 Post as ``payload``, read by the client's own parser with ``includes.users`` (plain or
+    wrapped in ``{"data": ...}``) and mapped by :func:`mention_to_reply_row`; events for another
+    account (``filter.user_id``) or about something else are ignored. Pure and total.
+    """
+    out = ActivityRows()
+    data = body.get("data") if isinstance(body, dict) else None
+    events = data if isinstance(data, list) else [] if data is None else [data]
+    seen: set[str] = set()
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
+            out.ignored.append("not_an_event")
+            continue
+        event_type: str = event["event_type"]
+        flt = event.get("filter")
+        filter_user = _id_of(flt.get("user_id")) if isinstance(flt, dict) else None
+        if filter_user is not None and filter_user != bot_user_id:
+            out.ignored.append("other_account")
+            continue
+        payload = event.get("payload")
+        if not event_type.startswith("post.") or event_type == "post.delete":
+            out.ignored.append("not_a_post_event")
+            continue
+        if not isinstance(payload, dict):
+            out.ignored.append("not_a_post_event")
+            continue
+        includes = event.get("includes")
+        raw_users = includes.get("users") if isinstance(includes, dict) else None
+        users = [
+            u["data"] if isinstance(u, dict) and isinstance(u.get("data"), dict) else u
+            for u in (raw_users if isinstance(raw_users, list) else [])
+        ]
+        tweets, _ = parse_tweets({"data": payload, "includes": {"users": users}})
+        if not tweets:
+            out.skipped.append("bad_id")
+            continue
+        tweet = tweets[0]
+        reason = skip_reason(tweet, bot_user_id=bot_user_id)
+        if reason is not None:
+            out.skipped.append(reason)
+            continue
+        row = mention_to_reply_row(tweet, bot_user_id=bot_user_id, source=source)
+        if row is not None and row["reply_id"] not in seen:
+            seen.add(row["reply_id"])
+            out.rows.append(row)
+    return out

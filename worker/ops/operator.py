@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from worker.config.models import CONFIG_MODELS, validate_config
+from worker.content.tweet_text import TweetTextError, validate_tweet_text, weighted_length
 from worker.db import Params, query
 from worker.logs import redact
 
@@ -205,10 +206,20 @@ class Operator:
 
     # -- scheduled tweets ------------------------------------------------------------------
     def schedule(self, content: str, at: datetime | None = None) -> dict[str, Any]:
-        """Post `content` exactly as written at `at` (default now)."""
+        """Post `content` exactly as written at `at` (default now).
+
+        The text is counted as X counts it first, with the worker's own check (the database's
+        check is only a lower bound): X's refusals are refused here with the exact weighted
+        length, and the row returned carries `weighted_length`.
+        """
+        text = content.strip()  # as the database stores it (Python's whitespace set)
+        try:
+            validate_tweet_text(text)
+        except TweetTextError as exc:
+            raise Refused(f"not scheduled: {exc}") from None
         row = self._one("operator_schedule_tweet", {"content": content, "scheduled_for": at})
         assert row is not None
-        return row
+        return {**row, "weighted_length": weighted_length(text)}
 
     def generate(
         self, topic: str | None = None, with_image: bool | None = None, at: datetime | None = None

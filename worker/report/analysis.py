@@ -14,11 +14,13 @@ Definitions (all times UTC):
 - daily series = engagement gained per day across all tweets (difference between a tweet's last
   snapshots of consecutive collection days), plus the tweets posted that day.
 
-pandas and matplotlib are imported lazily: the worker never pays for them.
+pandas and matplotlib are imported lazily: the worker never pays for them. They are the
+optional `report` extra, left out of the worker image; without them the report says so.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +68,17 @@ DAILY_COLUMNS = [
 
 class ReportError(Exception):
     """The report could not be built (bad --since, unreachable database, unwritable folder)."""
+
+
+def require_report_extra() -> None:
+    """Fail clearly when the optional `report` extra (pandas, matplotlib) is not installed."""
+    missing = [m for m in ("pandas", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ReportError(
+            f"the report needs {' and '.join(missing)}, the optional `report` extra, which the"
+            " worker image leaves out: run it from a checkout (`make deps`, or"
+            " `uv sync --extra report`) or `pip install 'chirpbase[report]'`"
+        )
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:

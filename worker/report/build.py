@@ -30,6 +30,7 @@ from worker.report.analysis import (
     analyse,
     load,
     parse_since,
+    require_report_extra,
 )
 
 
@@ -81,6 +82,7 @@ def build_report(
     now: datetime | None = None,
 ) -> Report:
     """Read, analyse, and write the report folder; returns its paths and headline numbers."""
+    require_report_extra()
     started = time.perf_counter()
     until = (now or datetime.now(UTC)).astimezone(UTC)
     start = since if isinstance(since, datetime) else parse_since(since, until)

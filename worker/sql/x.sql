@@ -78,15 +78,26 @@ select public.release_daily_like(%(reply_id)s);
 
 -- name: insert_replies
 -- Idempotent by reply_id: polling twice, or a webhook delivery racing a poll, adds nothing.
-insert into public.replies (reply_id, original_tweet_id, author_id, author_username, content,
-                            created_at, conversation_id, source)
-select r.reply_id, r.original_tweet_id, r.author_id, r.author_username, r.content,
-       r.created_at, r.conversation_id, r.source
-from jsonb_to_recordset(%(rows)s) as r(reply_id text, original_tweet_id text, author_id text,
-                                        author_username text, content text, created_at timestamptz,
-                                        conversation_id text, source text)
-on conflict (reply_id) do nothing
-returning reply_id;
+-- Returns the rows inserted. One thing a poll adds to a row the webhook stored first: the
+-- author's username, which X's post.reply.create events may not carry ("includes": {}).
+with r as (
+  select * from jsonb_to_recordset(%(rows)s) as r(reply_id text, original_tweet_id text,
+    author_id text, author_username text, content text, created_at timestamptz,
+    conversation_id text, source text)
+), ins as (
+  insert into public.replies (reply_id, original_tweet_id, author_id, author_username, content,
+                              created_at, conversation_id, source)
+  select r.reply_id, r.original_tweet_id, r.author_id, r.author_username, r.content,
+         r.created_at, r.conversation_id, r.source
+  from r
+  on conflict (reply_id) do nothing
+  returning reply_id
+), named as (
+  update public.replies p set author_username = r.author_username
+  from r
+  where p.reply_id = r.reply_id and p.author_username is null and r.author_username is not null
+)
+select reply_id from ins;
 
 -- name: advance_since_id
 -- Tweet ids are increasing integers; never move the cursor backwards.

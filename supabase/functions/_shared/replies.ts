@@ -2,8 +2,12 @@
  * Which posts are replies to or mentions of the bot, and the `public.replies` row each becomes.
  *
  * Two paths feed `public.replies` and must produce the same rows for the same post:
- *   - the webhook (this repo's `x-webhook` edge function): X Account Activity deliveries carry
- *     v1.1-style tweet objects in `tweet_create_events[]` → {@link replyFromV1};
+ *   - the webhook (this repo's `x-webhook` edge function), in either of X's formats:
+ *       X Activity API deliveries carry one event in `data` (`event_type`, `filter.user_id`,
+ *       `payload` = an X API v2 Post object, `includes.users`) → {@link repliesFromActivity},
+ *       which maps the Post with {@link replyFromV2};
+ *       Account Activity API deliveries (deprecated by X) carry v1.1-style tweet objects in
+ *       `tweet_create_events[]` → {@link replyFromV1};
  *   - the worker's `poll_mentions` job (Python: `worker/conversation/mentions.py`, used by
  *     `worker/jobs/poll_mentions.py`): X API v2 `GET /2/users/:id/mentions` → {@link replyFromV2},
  *     which this module also implements so the shared vectors in
@@ -217,6 +221,93 @@ export function repliesFromAccountActivity(payload: unknown, botUserId: string):
       result.rows.push(decision.row);
     } else {
       result.skipped.push({ reply_id: isObj(tweet) ? idOf(tweet.id_str) : null, reason: decision.skip });
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// X Activity API (XAA) webhook deliveries: x-api/activity/event-payloads.mdx
+
+/** Why a whole XAA event gave no row (its post was never looked at). */
+export type IgnoreReason = "not_an_event" | "not_a_post_event" | "other_account";
+
+/** The result of reading one X Activity API delivery. */
+export interface ActivityResult {
+  /** `filter.user_id` of the first event (the subscribed account), when well formed. */
+  forUserId: string | null;
+  /** `event_type` of each event, in order (for logs). */
+  eventTypes: string[];
+  rows: ReplyRow[];
+  skipped: { reply_id: string | null; reason: SkipReason }[];
+  ignored: { event_type: string | null; reason: IgnoreReason }[];
+}
+
+/** Whether a parsed delivery body is in the X Activity API format (`data.event_type`). */
+export function isActivityDelivery(payload: unknown): boolean {
+  if (!isObj(payload)) return false;
+  const data = payload.data;
+  const first = Array.isArray(data) ? data[0] : data;
+  return isObj(first) && typeof first.event_type === "string";
+}
+
+function activityEvents(payload: unknown): unknown[] {
+  if (!isObj(payload)) return [];
+  // X documents one event per delivery in `data`; an array is read the same way, defensively.
+  return Array.isArray(payload.data) ? payload.data : payload.data === undefined ? [] : [payload.data];
+}
+
+/** `filter.user_id` of a delivery's first event, or null. */
+export function activityForUserId(payload: unknown): string | null {
+  const first = activityEvents(payload)[0];
+  return isObj(first) && isObj(first.filter) ? idOf(first.filter.user_id) : null;
+}
+
+/**
+ * All replies/mentions for the bot in one X Activity API delivery (an already parsed JSON value).
+ * Post events (`post.mention.create`, `post.reply.create`, and any other `post.*` but
+ * `post.delete`) carry a v2 Post as `payload`, mapped by the same rules as the poll path
+ * ({@link replyFromV2}); `includes.users` names the author when X sends it, either as user
+ * objects or wrapped as `{"data": {...}}` (both appear in X's examples). Events for another
+ * subscribed account and events that are not posts (likes, follows, DMs ...) are ignored. The
+ * same post twice in one delivery yields one row.
+ */
+export function repliesFromActivity(payload: unknown, botUserId: string): ActivityResult {
+  const result: ActivityResult = {
+    forUserId: activityForUserId(payload),
+    eventTypes: [],
+    rows: [],
+    skipped: [],
+    ignored: [],
+  };
+  const seen = new Set<string>();
+  for (const event of activityEvents(payload)) {
+    if (!isObj(event) || typeof event.event_type !== "string") {
+      result.ignored.push({ event_type: null, reason: "not_an_event" });
+      continue;
+    }
+    const eventType = event.event_type;
+    result.eventTypes.push(eventType);
+    const filterUser = isObj(event.filter) ? idOf(event.filter.user_id) : null;
+    if (filterUser !== null && filterUser !== botUserId) {
+      result.ignored.push({ event_type: eventType, reason: "other_account" });
+      continue;
+    }
+    if (!eventType.startsWith("post.") || eventType === "post.delete" || !isObj(event.payload)) {
+      result.ignored.push({ event_type: eventType, reason: "not_a_post_event" });
+      continue;
+    }
+    const includes = isObj(event.includes) ? event.includes : null;
+    const users = includes && Array.isArray(includes.users)
+      ? includes.users.map((u) => (isObj(u) && isObj(u.data) ? u.data : u))
+      : [];
+    const decision = replyFromV2(event.payload, users, botUserId);
+    if (decision.row) {
+      if (seen.has(decision.row.reply_id)) continue;
+      seen.add(decision.row.reply_id);
+      result.rows.push(decision.row);
+    } else {
+      result.skipped.push({ reply_id: idOf(event.payload.id), reason: decision.skip });
     }
   }
   return result;

@@ -2,9 +2,12 @@
 // edge cases of the parsers. Run: scripts/deno.sh test --config supabase/functions/deno.json ...
 import assert from "node:assert/strict";
 import {
+  activityForUserId,
+  isActivityDelivery,
   parseIsoDate,
   parseV1Date,
   repliesFromAccountActivity,
+  repliesFromActivity,
   replyFromV1,
   replyFromV2,
   type ReplyRow,
@@ -18,10 +21,19 @@ interface Vector {
   expected_v1?: Partial<ReplyRow>;
   skip?: string;
 }
+interface XaaCase {
+  name: string;
+  from_vector?: string;
+  delivery: Record<string, unknown>;
+  expected: ReplyRow[];
+  skipped: string[];
+  ignored?: string[];
+}
 interface VectorFile {
   bot: { user_id: string; username: string };
   row_fields: string[];
   vectors: Vector[];
+  xaa: XaaCase[];
 }
 
 const VECTORS_PATH = new URL("../../../tests/fixtures/reply_vectors.json", import.meta.url);
@@ -70,6 +82,87 @@ Deno.test("both paths agree on every field but conversation_id", () => {
     if (a && b) assert.deepEqual({ ...a, conversation_id: null }, { ...b, conversation_id: null }, v.name);
   }
 });
+
+// --- X Activity API deliveries ---------------------------------------------------------------
+
+Deno.test("xaa cases are well formed and cover the event kinds", () => {
+  assert.ok(file.xaa.length >= 10);
+  assert.equal(new Set(file.xaa.map((c) => c.name)).size, file.xaa.length, "names are unique");
+  const types = new Set(
+    file.xaa.flatMap((c) => {
+      const data = c.delivery.data;
+      return (Array.isArray(data) ? data : [data]).map((e) => (e as { event_type: string }).event_type);
+    }),
+  );
+  for (const t of ["post.mention.create", "post.reply.create", "post.delete", "like.create"]) {
+    assert.ok(types.has(t), t);
+  }
+});
+
+for (const c of file.xaa) {
+  Deno.test(`xaa ${c.name}: rows, skips and ignores`, () => {
+    assert.equal(isActivityDelivery(c.delivery), true);
+    const result = repliesFromActivity(c.delivery, BOT);
+    assert.deepEqual(result.rows, c.expected);
+    assert.deepEqual(result.skipped.map((s) => s.reason), c.skipped);
+    assert.deepEqual(result.ignored.map((i) => i.reason), c.ignored ?? []);
+  });
+}
+
+Deno.test("xaa rows equal the poll path's rows for the same post wherever the author is named", () => {
+  let compared = 0;
+  for (const c of file.xaa) {
+    if (!c.from_vector || c.expected.length !== 1) continue;
+    const v = file.vectors.find((x) => x.name === c.from_vector)!;
+    const row = c.expected[0];
+    const { author_username: _a, ...rest } = row;
+    const { author_username: _b, ...polled } = v.expected!;
+    assert.deepEqual(rest, polled, c.name);
+    if (row.author_username !== null) {
+      assert.equal(row.author_username, v.expected!.author_username, c.name);
+      compared += 1;
+    }
+  }
+  assert.ok(compared >= 4);
+});
+
+Deno.test("xaa: the two formats are told apart, and filter.user_id is the subscribed account", () => {
+  const mention = file.xaa.find((c) => c.name === "mention_create")!.delivery;
+  assert.equal(activityForUserId(mention), BOT);
+  assert.equal(isActivityDelivery({ for_user_id: BOT, tweet_create_events: [] }), false);
+  assert.equal(isActivityDelivery({ data: { id: "1" } }), false);
+  assert.equal(isActivityDelivery({ data: [] }), false);
+  assert.equal(activityForUserId({ data: { event_type: "x", filter: { user_id: 7 } } }), null);
+});
+
+Deno.test("xaa mapping is total: junk in, a result out", () => {
+  const junk: unknown[] = [
+    null,
+    {},
+    { data: null },
+    { data: [null, 1, "x", { event_type: 5 }] },
+    { data: { event_type: "post.mention.create" } },
+    { data: { event_type: "post.mention.create", payload: [], filter: null } },
+    { data: { event_type: "post.reply.create", payload: { id: "1" }, includes: { users: "no" } } },
+    {
+      data: {
+        event_type: "post.reply.create",
+        payload: { id: "1", author_id: "2" },
+        includes: { users: [null, { data: 3 }] },
+      },
+    },
+  ];
+  for (const j of junk) {
+    const r = repliesFromActivity(j, BOT);
+    assert.deepEqual(r.rows, []);
+  }
+  assert.deepEqual(
+    repliesFromActivity(junk[3], BOT).ignored.map((i) => i.reason),
+    ["not_an_event", "not_an_event", "not_an_event", "not_an_event"],
+  );
+});
+
+// --- Account Activity API deliveries -----------------------------------------------------------
 
 Deno.test("a delivery with several posts keeps the ones for the bot, once each", () => {
   const posts = file.vectors.map((v) => v.v1);

@@ -1,13 +1,18 @@
 /**
- * x-webhook: X Account Activity deliveries → `public.replies`, within milliseconds.
+ * x-webhook: X webhook deliveries → `public.replies`, within milliseconds.
  *
  *   GET  ?crc_token=T   the Challenge-Response Check: 200 {"response_token": "sha256=" +
  *                       base64(HMAC-SHA256(X_API_SECRET, T))}
  *   POST (delivery)     verified with `x-twitter-webhooks-signature` over the raw body, in
- *                       constant time, before anything is parsed; each post in
- *                       `tweet_create_events` that replies to or mentions the bot (and is not
- *                       the bot's own) becomes a `replies` row (source 'webhook'), inserted
- *                       idempotently by reply_id. The `replies` trigger queues the like job.
+ *                       constant time, before anything is parsed. Two formats are read:
+ *                         - X Activity API (XAA) events, `{"data": {"event_type":
+ *                           "post.mention.create" | "post.reply.create" | ..., "filter":
+ *                           {"user_id"}, "payload": <v2 Post>, "includes"}}`;
+ *                         - Account Activity API (deprecated by X) deliveries,
+ *                           `{"for_user_id", "tweet_create_events": [<v1.1 tweet>]}`.
+ *                       Each post that replies to or mentions the bot (and is not the bot's
+ *                       own) becomes a `replies` row (source 'webhook'), inserted idempotently
+ *                       by reply_id. The `replies` trigger queues the like job.
  *
  * Status codes: 200 for every authentic delivery, including the ones merely ignored (other
  * event kinds, other accounts, posts not for the bot), so X never disables the webhook over
@@ -25,7 +30,14 @@
  * counts, ids of public posts, outcomes and timings only.
  */
 import { PostgresReplyStore } from "../_shared/pg_store.ts";
-import { idOf, repliesFromAccountActivity, type ReplyRow } from "../_shared/replies.ts";
+import {
+  activityForUserId,
+  idOf,
+  isActivityDelivery,
+  repliesFromAccountActivity,
+  repliesFromActivity,
+  type ReplyRow,
+} from "../_shared/replies.ts";
 import type { ReplyStore } from "../_shared/store.ts";
 import {
   crcResponseToken,
@@ -182,7 +194,10 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
       return json(400, { error: "body is not a JSON object" });
     }
 
-    const forUserId = idOf((payload as Record<string, unknown>).for_user_id);
+    const activity = isActivityDelivery(payload);
+    const forUserId = activity
+      ? activityForUserId(payload)
+      : idOf((payload as Record<string, unknown>).for_user_id);
     const known = await botUserId();
     if (known !== null && forUserId !== null && forUserId !== known) {
       log("info", "delivery ignored", { reason: "other_account", for_user_id: forUserId });
@@ -196,13 +211,16 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
       return json(200, { ok: true, ignored: "unknown_bot_user_id" });
     }
 
-    const result = repliesFromAccountActivity(payload, bot);
+    const result = activity ? repliesFromActivity(payload, bot) : repliesFromAccountActivity(payload, bot);
     const rows: ReplyRow[] = result.rows;
-    const kinds = Object.keys(payload as object).filter((k) => k.endsWith("_events"));
+    const kinds = "eventTypes" in result
+      ? result.eventTypes
+      : Object.keys(payload as object).filter((k) => k.endsWith("_events"));
     try {
       const inserted = await withTimeout(store.insertReplies(rows), storeTimeout);
       const ms = Math.round(performance.now() - started);
       log("info", "delivery handled", {
+        format: activity ? "xaa" : "account_activity",
         events: kinds,
         inserted: inserted.length,
         duplicates: rows.length - inserted.length,

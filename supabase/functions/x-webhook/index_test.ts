@@ -22,12 +22,14 @@ interface VectorFile {
     expected: ReplyRow | null;
     expected_v1?: Partial<ReplyRow>;
   }[];
+  xaa: { name: string; delivery: Record<string, unknown>; expected: ReplyRow[]; skipped: string[] }[];
 }
 const vectors: VectorFile = JSON.parse(
   await Deno.readTextFile(new URL("../../../tests/fixtures/reply_vectors.json", import.meta.url)),
 );
 const BOT = vectors.bot.user_id;
 const post = (name: string) => vectors.vectors.find((v) => v.name === name)!;
+const xaa = (name: string) => vectors.xaa.find((c) => c.name === name)!;
 
 /** A log sink that remembers lines, so tests can also check nothing secret is logged. */
 function capture(): { log: LogFn; lines: string[] } {
@@ -300,6 +302,82 @@ Deno.test("filtering: until x_account knows the bot, for_user_id of a signed del
   assert.equal(store.rows.size, 1);
 });
 
+// --- X Activity API deliveries ---------------------------------------------------------------
+
+Deno.test("xaa: a signed post.mention.create becomes a row; a replay adds nothing", async () => {
+  const { handler, store, logs } = setup();
+  const c = xaa("mention_create");
+  const body = JSON.stringify(c.delivery);
+  const res = await handler(signed(body));
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { ok: true, inserted: 1, duplicates: 0, skipped: 0 });
+  assert.deepEqual(store.rows.get(c.expected[0].reply_id), { ...c.expected[0], source: "webhook" });
+  const again = await handler(signed(body));
+  assert.deepEqual(await again.json(), { ok: true, inserted: 0, duplicates: 1, skipped: 0 });
+  assert.equal(store.rows.size, 1);
+  const handled = logs.lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "delivery handled");
+  assert.deepEqual(handled[0].format, "xaa");
+  assert.deepEqual(handled[0].events, ["post.mention.create"]);
+});
+
+Deno.test("xaa: the same post by XAA and by Account Activity is one row", async () => {
+  const { handler, store } = setup();
+  const c = xaa("reply_without_mention_entity");
+  const v = post("reply_to_bot_without_mention_entity");
+  assert.equal((await (await handler(signed(JSON.stringify(c.delivery)))).json()).inserted, 1);
+  assert.equal((await (await handler(signed(delivery(v.v1)))).json()).inserted, 0);
+  assert.equal(store.rows.size, 1);
+});
+
+Deno.test("xaa: signature checks are the same (tampered → 403, missing → 401)", async () => {
+  const { handler, store } = setup();
+  const body = JSON.stringify(xaa("mention_create").delivery);
+  const req = new Request(URL_BASE, {
+    method: "POST",
+    headers: { "x-twitter-webhooks-signature": signBody(SECRET, body) },
+    body: body.replace("bob_builds", "mallory"),
+  });
+  const tampered = await handler(req);
+  assert.equal(tampered.status, 403);
+  await tampered.body?.cancel();
+  const missing = await handler(unsigned(body));
+  assert.equal(missing.status, 401);
+  await missing.body?.cancel();
+  assert.equal(store.rows.size, 0);
+  assert.equal(store.calls, 0);
+});
+
+Deno.test("xaa: events that carry no reply (likes, deletes, other accounts) → 200, heartbeat only", async () => {
+  const { handler, store } = setup();
+  for (const name of ["like_create", "post_delete", "own_post_create", "repost_create"]) {
+    const res = await handler(signed(JSON.stringify(xaa(name).delivery)));
+    assert.equal(res.status, 200, name);
+    assert.equal((await res.json()).inserted, 0, name);
+  }
+  const other = await handler(signed(JSON.stringify(xaa("other_account").delivery)));
+  assert.equal((await other.json()).ignored, "other_account");
+  assert.equal(store.rows.size, 0);
+  assert.ok(store.lastEventAt);
+});
+
+Deno.test("xaa: until x_account knows the bot, filter.user_id of a signed event stands in", async () => {
+  const { handler, store } = setup({ botId: null });
+  const res = await handler(signed(JSON.stringify(xaa("batch_with_duplicate").delivery)));
+  assert.deepEqual(await res.json(), { ok: true, inserted: 2, duplicates: 0, skipped: 0 });
+  assert.equal(store.rows.size, 2);
+});
+
+Deno.test("xaa: store down with rows to store → 503 so X may retry", async () => {
+  const failing: ReplyStore = {
+    botUserId: () => Promise.resolve(BOT),
+    insertReplies: () => Promise.reject(new Error("connection refused")),
+  };
+  const { handler } = setup({ store: failing });
+  const res = await handler(signed(JSON.stringify(xaa("mention_create").delivery)));
+  assert.equal(res.status, 503);
+  await res.body?.cancel();
+});
+
 // --- malformed and oversized ---------------------------------------------------------------
 
 Deno.test("malformed JSON after a valid signature → 400, no crash, nothing stored", async () => {
@@ -450,7 +528,8 @@ Deno.test("fuzz: random bodies and headers never give a 5xx, and nothing is stor
         // surrogate), escaped inside a string value so it survives JSON.parse.
         const at = s.indexOf('"', i);
         if (at < 0) return s;
-        return s.slice(0, at + 1) + pick(["\\u0000", "\\ud800", "\\udfff", "\\u0000\\u0000"]) + s.slice(at + 1);
+        return s.slice(0, at + 1) + pick(["\\u0000", "\\ud800", "\\udfff", "\\u0000\\u0000"]) +
+          s.slice(at + 1);
       }
       default:
         return s.replaceAll(pick(["1", '"', "id_str", "user", BOT]), pick(["", "2", "null", '"x"']));
@@ -492,8 +571,7 @@ Deno.test("fuzz: random bodies and headers never give a 5xx, and nothing is stor
     else if (headerKind === 3) {
       // (a header value must stay printable ASCII, or Request itself throws)
       headers["x-twitter-webhooks-signature"] = mutate(valid).replace(/[^\x20-\x7e]/g, "a");
-    }
-    else if (headerKind === 4) {
+    } else if (headerKind === 4) {
       headers["x-twitter-webhooks-signature"] = randomText(int(60)).replace(/[^\x20-\x7e]/g, "a");
     } else if (headerKind === 5) {
       headers["x-twitter-webhooks-signature"] = signBody(SECRET, mutate(new TextDecoder().decode(bytes)));
@@ -579,6 +657,21 @@ Deno.test("served with Deno.serve: CRC, a delivery and an oversized chunked uplo
 
 const DB_URL = Deno.env.get("CHIRPBASE_TEST_DB_URL");
 
+/** A throwaway database (a fresh clone per run): start from no replies and no like jobs. */
+async function emptyReplies(sql: PostgresReplyStore["sql"]): Promise<void> {
+  await sql`delete from public.jobs where kind = 'like_reply'`;
+  await sql`delete from public.replies`;
+}
+
+/** The stored rows, in the shape of the vectors' rows (plus source and liked). */
+function storedReplies(sql: PostgresReplyStore["sql"]): Promise<Record<string, unknown>[]> {
+  return sql<Record<string, unknown>[]>`
+    select reply_id, original_tweet_id, author_id, author_username, content,
+           to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
+           conversation_id, source, liked
+    from public.replies order by reply_id`;
+}
+
 Deno.test({
   name: "postgres: rows land in public.replies, the trigger queues one like job each, replays add nothing",
   ignore: !DB_URL,
@@ -588,9 +681,7 @@ Deno.test({
     const store = new PostgresReplyStore(DB_URL!);
     const sql = store.sql;
     try {
-      // A throwaway database (a fresh clone per run); start from no replies and no like jobs.
-      await sql`delete from public.jobs where kind = 'like_reply'`;
-      await sql`delete from public.replies`;
+      await emptyReplies(sql);
       await sql`update public.x_account set user_id = ${BOT}, username = 'chirpbase_bot', webhook_last_event_at = null where id = 1`;
       assert.equal(await store.botUserId(), BOT);
       const handler = createWebhookHandler({ consumerSecret: SECRET, store, log: () => {} });
@@ -608,11 +699,7 @@ Deno.test({
       });
       console.log(`  delivery of ${all.length} posts handled in ${ms.toFixed(1)} ms`);
 
-      const rows = await sql<Record<string, unknown>[]>`
-        select reply_id, original_tweet_id, author_id, author_username, content,
-               to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
-               conversation_id, source, liked
-        from public.replies order by reply_id`;
+      const rows = await storedReplies(sql);
       assert.deepEqual(
         [...rows],
         kept.map((v) => ({ ...v.expected, ...v.expected_v1, source: "webhook", liked: false }))
@@ -708,6 +795,29 @@ Deno.test({
         select content, author_username from public.replies where reply_id = ${hostile.id_str as string}`;
       assert.equal(row.content, "ab \ufffd c");
       assert.equal(row.author_username, "nulname");
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "postgres: an XAA delivery delivered three times lands in public.replies once",
+  ignore: !DB_URL,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const store = new PostgresReplyStore(DB_URL!);
+    const sql = store.sql;
+    try {
+      await emptyReplies(sql);
+      await sql`update public.x_account set user_id = ${BOT} where id = 1`;
+      const handler = createWebhookHandler({ consumerSecret: SECRET, store, log: () => {} });
+      const c = xaa("mention_create");
+      const body = JSON.stringify(c.delivery);
+      for (let i = 0; i < 3; i++) assert.equal((await handler(signed(body))).status, 200);
+      const rows = await storedReplies(sql);
+      assert.deepEqual([...rows], [{ ...c.expected[0], source: "webhook", liked: false }]);
     } finally {
       await store.close();
     }

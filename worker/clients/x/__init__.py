@@ -1,7 +1,8 @@
 """chirpbase's X API v2 client: tweepy's ``Client`` plus the few calls tweepy lacks.
 
 The calls are in ``client``, the errors in ``errors``, the shapes of X's answers in ``shapes``,
-the way requests reach X in ``transport``.
+the way requests reach X in ``transport``; the X Activity API (webhooks, subscriptions) in
+``activity``, on the same session and errors.
 
 * OAuth 1.0a user context (``X_API_KEY``, ``X_API_SECRET``, ``X_ACCESS_TOKEN``,
   ``X_ACCESS_TOKEN_SECRET``) for everything the account does; the app bearer token

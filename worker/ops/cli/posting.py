@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-if TYPE_CHECKING:
-    pass
+from worker.content.tweet_text import (
+    MAX_WEIGHTED_LENGTH,
+    TRANSFORMED_URL_LENGTH,
+    TweetTextError,
+    measure,
+    validate_tweet_text,
+)
 from worker.ops.cli.app import (
+    EXIT_USAGE,
     TIME_HELP,
     DatabaseUrl,
     JsonFlag,
@@ -38,8 +44,49 @@ def schedule(
         return
     console.print(
         f"scheduled tweet [bold]{row['id']}[/] for {format_when(row['scheduled_for'])} "
-        f"(job {row['job_id']}, post_tweet)"
+        f"(job {row['job_id']}, post_tweet): {row['weighted_length']}/{MAX_WEIGHTED_LENGTH} "
+        "weighted characters"
     )
+
+
+@app.command()
+def count(
+    text: Annotated[str, typer.Argument(help="The text to count.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Count TEXT as X counts it (280 weighted characters: URLs 23, CJK and emoji 2).
+
+    The same count the worker checks before posting. Exits 2 when X would refuse the text.
+    """
+    text = text.strip()  # as `schedule` stores it
+    result = measure(text)
+    try:
+        validate_tweet_text(text)
+        refusal = None
+    except TweetTextError as exc:
+        refusal = str(exc)
+    if json_out:
+        print_json(
+            {
+                "weighted_length": result.weighted_length,
+                "max": MAX_WEIGHTED_LENGTH,
+                "urls": result.url_count,
+                "emoji": result.emoji_count,
+                "accepted": refusal is None,
+                "refusal": refusal,
+            }
+        )
+    else:
+        verdict = "fits" if refusal is None else f"refused: {escape(refusal)}"
+        console.print(
+            f"{result.weighted_length}/{MAX_WEIGHTED_LENGTH} weighted characters "
+            f"({result.url_count} URL{'' if result.url_count == 1 else 's'} at "
+            f"{TRANSFORMED_URL_LENGTH}, {result.emoji_count} emoji): "
+            f"{verdict}",
+            soft_wrap=True,
+        )
+    if refusal is not None:
+        raise typer.Exit(EXIT_USAGE)
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Tweet length: chirpbase's counters checked against X's reference counter and its data."""
