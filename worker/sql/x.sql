@@ -65,10 +65,6 @@ where reply_id = %(reply_id)s;
 -- name: mark_reply_liked
 update public.replies set liked = true, liked_at = now() where reply_id = %(reply_id)s and not liked;
 
--- name: likes_today
-select count(*) from public.replies
-where liked and liked_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC';
-
 -- name: reserve_daily_like
 -- One of today's (UTC) likes for this reply, atomically under the cap; false at the cap.
 select public.reserve_daily_like(%(reply_id)s, %(cap)s::integer);
