@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: demo test deps deno supabase twitter-text db-up db-down db-push db-migrate db-lint lint \
-	format typecheck import-graph image image-test bench soak clean
+.PHONY: demo console test deps deno supabase twitter-text chromium db-up db-down db-push db-migrate \
+	db-lint lint format typecheck import-graph image image-test bench soak clean
 
 deps: ## install Python (uv) and the locked dependencies
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,13 +34,19 @@ db-lint: db-push
 demo: deps db-up ## run the whole loop against the local sandbox and write a report
 	@uv run python -m sandbox.demo
 
+console: deps db-up ## the sandbox and the operator console, kept running for you to try (Ctrl-C ends it)
+	@uv run python -m sandbox.demo --console
+
+chromium: ## install Chromium (Debian) for the console's browser tests
+	@bash scripts/chromium.sh >/dev/null
+
 deno: ## install Deno (npm registry) and the edge functions' npm dependencies into .local/
 	@bash scripts/deno.sh cache --config supabase/functions/deno.json supabase/functions/x-webhook/index.ts
 
 twitter-text: ## install npm twitter-text 3.1.0 (X's reference counter, for the tests) into .local/
 	@bash scripts/twitter-text.sh >/dev/null
 
-test: deps db-up deno supabase twitter-text ## run the whole test suite (Python and Deno) on the local stack
+test: deps db-up deno supabase twitter-text chromium ## run the whole test suite (Python and Deno) on the local stack
 	@uv run pytest -q
 
 image: ## build the worker image from the Dockerfile with buildah (no Docker engine needed)
@@ -67,7 +73,9 @@ typecheck: deps
 	@uv run mypy
 
 bench: deps db-up ## run the benchmarks (each prints ratios measured in the same run)
-	@for b in bench/[a-z]*.py; do echo "== $$b"; uv run --group bench python -m bench.$$(basename $$b .py) || exit 1; done
+	@failed=""; for b in bench/[a-z]*.py; do echo "== $$b"; \
+	  uv run --group bench python -m bench.$$(basename $$b .py) || failed="$$failed $$b"; done; \
+	if [ -n "$$failed" ]; then echo "== goals missed or errors in:$$failed"; exit 1; fi
 
 # The chaos test longer and larger, once per seed (figures printed, and appended as JSON lines to
 # reports/soak.jsonl), then the 60 s database outage. Override e.g. `make soak SOAK_SEEDS="7 8"`.

@@ -4,9 +4,10 @@
 
 Everything runs in scratch databases that are created here and dropped at the end:
 
-1. chirpbase: enqueue N no-op jobs through `enqueue_job` (one `select ... from generate_series`
-   statement per chunk), then W worker connections each loop `claim_jobs(max => batch)` ->
-   no-op -> `complete_jobs(ids, lease_tokens)` until the queue is empty.
+1. chirpbase: enqueue N no-op jobs through `enqueue_jobs` (one call per chunk of 1,000), then
+   W worker connections each loop `claim_jobs(max => batch)` -> no-op -> `complete_jobs` until
+   the queue is empty (the calls bench/_queue.py makes, with lease tokens when the schema has
+   fencing).
 2. procrastinate (its own schema, its own database): the same N no-op jobs deferred with
    `batch_defer_async`, then one worker with `concurrency=W` (its real App/worker API, as a
    deployment would run it) until the queue is empty.
@@ -33,118 +34,22 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from worker.migrate import migrate  # noqa: E402
+from bench._queue import (  # noqa: E402
+    Run,
+    chirpbase_db,
+    create_db,
+    drop_db,
+    percentile,
+    run_chirpbase,
+)
+from sandbox.localdb import PORT, app_dsn  # noqa: E402
 
-HOST = "127.0.0.1"
-PORT = int(os.environ.get("CHIRPBASE_PG_PORT", "54329"))
-BOOTSTRAP = ROOT / "scripts" / "bootstrap.sql"
 GOAL_JOBS_PER_S = 3000
 GOAL_RATIO = 1.5
 WARMUP = 200  # claims before the latency samples are recorded
-
-
-def admin_dsn(db: str = "postgres") -> str:
-    return f"postgresql://supabase_admin@{HOST}:{PORT}/{db}"
-
-
-def app_dsn(db: str) -> str:
-    return f"postgresql://postgres:postgres@{HOST}:{PORT}/{db}"
-
-
-# scratch databases ------------------------------------------------------------------------------
-
-
-def create_db(name: str) -> None:
-    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')  # type: ignore[arg-type]
-        conn.execute(f'create database "{name}" owner postgres')  # type: ignore[arg-type]
-
-
-def drop_db(name: str) -> None:
-    with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')  # type: ignore[arg-type]
-
-
-def chirpbase_db(name: str) -> None:
-    """A scratch database as on Supabase (bootstrap) with chirpbase's migrations."""
-    create_db(name)
-    with psycopg.connect(admin_dsn(name), autocommit=True) as conn:
-        conn.execute(BOOTSTRAP.read_text())  # type: ignore[arg-type]
-    migrate(app_dsn(name))
-
-
-# chirpbase --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    enqueue_s: float
-    process_s: float
-    jobs: int
-
-    @property
-    def total_s(self) -> float:
-        return self.enqueue_s + self.process_s
-
-    def rate(self, seconds: float) -> float:
-        return self.jobs / seconds if seconds > 0 else float("inf")
-
-
-async def chirpbase_enqueue(dsn: str, n: int, chunk: int = 1000) -> float:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        t0 = time.perf_counter()
-        for start in range(0, n, chunk):
-            await conn.execute(
-                "select public.enqueue_job('noop', '{}'::jsonb) from generate_series(1, %s)",
-                (min(chunk, n - start),),
-            )
-        return time.perf_counter() - t0
-
-
-async def chirpbase_worker(dsn: str, worker_id: str, batch: int) -> int:
-    """Claim a batch, 'run' each job (no-op), complete the batch; until the queue is empty."""
-    done = 0
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        while True:
-            cur = await conn.execute(
-                "select id, lease_token from public.claim_jobs(%s, array['noop'], %s,"
-                " interval '60 seconds')",
-                (worker_id, batch),
-                prepare=True,
-            )
-            claims = await cur.fetchall()
-            if not claims:
-                return done
-            for _ in claims:
-                await asyncio.sleep(0)  # the no-op handler
-            cur = await conn.execute(
-                "select count(*) from public.complete_jobs(%s, %s, %s)",
-                (worker_id, [c[0] for c in claims], [c[1] for c in claims]),
-                prepare=True,
-            )
-            row = await cur.fetchone()
-            done += int(row[0]) if row else 0
-
-
-async def run_chirpbase(dsn: str, n: int, workers: int, batch: int) -> Run:
-    enqueue_s = await chirpbase_enqueue(dsn, n)
-    t0 = time.perf_counter()
-    counts = await asyncio.gather(
-        *(chirpbase_worker(dsn, f"bench-{i}", batch) for i in range(workers))
-    )
-    process_s = time.perf_counter() - t0
-    if sum(counts) != n:
-        raise RuntimeError(f"chirpbase completed {sum(counts)} jobs, expected {n}")
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cur = await conn.execute("select count(*) from public.jobs where status = 'succeeded'")
-        row = await cur.fetchone()
-        if not row or row[0] != n:
-            raise RuntimeError(f"chirpbase: {row} succeeded jobs in the table, expected {n}")
-    return Run(enqueue_s, process_s, n)
 
 
 # procrastinate ----------------------------------------------------------------------------------
@@ -196,12 +101,6 @@ async def run_procrastinate(dsn: str, n: int, workers: int, chunk: int = 1000) -
 
 
 # claim latency ----------------------------------------------------------------------------------
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def claim_latency(conn: psycopg.Connection, samples: int) -> tuple[float, float]:

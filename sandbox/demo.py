@@ -6,13 +6,23 @@ stand-ins for X, OpenAI, Supabase Realtime and Storage. Nothing is sent to the r
 The demo resets chirpbase's tables in the local `postgres` database, loads three weeks of
 clearly labelled simulated history (so the report has something to show), starts a worker
 with its Realtime doorbell, schedules a written tweet and a generated one with an image,
-lets people reply and engagement grow on the X stand-in, and ends with the report.
+lets people reply and engagement grow on the X stand-in, and ends with the report. The worker
+serves the operator console meanwhile (its URL and a fresh sandbox password are printed).
+
+`python -m sandbox.demo --console` (`make console`) tells the same story, then keeps the
+sandbox, the worker and the console running with drafts awaiting approval and a week of posts
+on the calendar, for a person to try, until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import random
+import secrets
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +40,8 @@ from rich.text import Text
 from sandbox import localdb as pg
 from sandbox.openai_api import ChatRequest
 from sandbox.stack import SandboxStack
+from worker.console import console_mount
+from worker.console.auth import hash_password
 from worker.logs import setup_logging
 from worker.runtime.worker import Worker
 
@@ -52,15 +64,30 @@ SANDBOX_BANNER = (
 )
 
 
+TEMPLATES = (
+    "Small habit, big payoff: when working on {topic}, measure before you tune. "
+    "Numbers beat hunches every time. #postgres",
+    "Today I learned something about {topic}: read the docs twice, benchmark once, "
+    "and write down what surprised you.",
+    "{topic}, in one line: the boring, well-tested option usually wins in production.",
+    "If {topic} feels slow, look at the plan before touching the config. It is almost never "
+    "the setting you expect.",
+)
+
+
+_TURNS = itertools.count()
+
+
 def _tweet_writer(request: ChatRequest) -> Any:
-    """Answer generation prompts like a model would: on topic, in character, within limits."""
+    """Answer generation prompts like a model would: on topic, in character, within limits,
+    a different phrasing per topic (so drafts pass the near-duplicate check)."""
     topic = "Postgres"
     for line in request.user.splitlines():
         if line.lower().startswith("topic:"):
             topic = line.split(":", 1)[1].strip() or topic
+    template = TEMPLATES[next(_TURNS) % len(TEMPLATES)]
     return {
-        "text": f"Small habit, big payoff: when working on {topic}, measure before you tune. "
-        "Numbers beat hunches every time. #postgres",
+        "text": template.format(topic=topic),
         "alt_text": f"A clean illustration about {topic}: a chart rising next to an elephant.",
         "image_prompt": f"clean illustration about {topic}, soft colours, no text",
     }
@@ -122,7 +149,7 @@ def seed_history(conn: psycopg.Connection, days: int = 21) -> int:
                         int(base * 0.3 * grow),
                         int(base * 0.2 * grow),
                         impressions,
-                        posted + timedelta(hours=snap * 8),
+                        min(posted + timedelta(hours=snap * 8), now),
                     ),
                 )
             n += 1
@@ -172,12 +199,7 @@ def render(conn: psycopg.Connection, timeline: Timeline, worker: Worker) -> Grou
     ):
         replies.add_row(author, Text(content[:50]), "[green]♥ liked[/]" if liked else "…")
 
-    _ok, health = worker.health()
-    status = (
-        f"worker {health['status']} · database {'up' if health['database']['up'] else 'down'} · "
-        f"doorbell {'connected' if health['doorbell']['connected'] else 'down'} · "
-        f"running jobs {health['running_jobs']}"
-    )
+    status = worker_line(worker)
     log = Text.from_markup("\n".join(timeline.events[-9:]) or "starting…")
     return Group(
         Text.from_markup(SANDBOX_BANNER),
@@ -186,6 +208,19 @@ def render(conn: psycopg.Connection, timeline: Timeline, worker: Worker) -> Grou
         tweets,
         replies,
         Panel(log, title="what is happening", border_style="blue"),
+    )
+
+
+def worker_line(worker: Worker) -> str:
+    """The status line: a worker stopped on purpose reads as stopped, not degraded."""
+    _ok, health = worker.health()
+    if health["status"] in ("stopped", "stopping"):
+        verb = "stopped (on purpose)" if health["status"] == "stopped" else "stopping gracefully"
+        return f"worker {verb} · database {'up' if health['database']['up'] else 'down'}"
+    return (
+        f"worker {health['status']} · database {'up' if health['database']['up'] else 'down'} · "
+        f"doorbell {'connected' if health['doorbell']['connected'] else 'down'} · "
+        f"running jobs {health['running_jobs']}"
     )
 
 
@@ -199,7 +234,35 @@ async def wait_until(check: Callable[[], bool], within_s: float, live: Callable[
     return False
 
 
-async def run_demo() -> Path:
+CONSOLE_TOPICS = (
+    ("covering indexes", True),
+    ("why VACUUM matters", True),
+    ("advisory locks for cron jobs", False),
+)
+
+
+def add_console_material(conn: psycopg.Connection) -> None:
+    """Drafts awaiting approval and a week of posts, so every console page has something."""
+    conn.execute(
+        "update public.configs set value = value || '{\"require_approval\": true}'"
+        " where key = 'generation'"
+    )
+    for topic, with_image in CONSOLE_TOPICS:
+        conn.execute(
+            "insert into public.scheduled_tweets (topic, with_image) values (%s, %s)",
+            (topic, with_image),
+        )
+    rng = random.Random(11)
+    for day in range(1, 8):
+        for hour in rng.sample([8, 11, 14, 17, 20], 2):
+            conn.execute(
+                "insert into public.scheduled_tweets (content, scheduled_for) values"
+                " (%s, date_trunc('day', now()) + make_interval(days => %s, hours => %s))",
+                (f"Planned post for day {day}: one small Postgres habit at a time.", day, hour),
+            )
+
+
+async def run_demo(keep_console: bool = False) -> Path:
     console = Console()
     console.print(SANDBOX_BANNER)
     console.print("preparing the local database (resets chirpbase's tables in it)…")
@@ -223,10 +286,23 @@ async def run_demo() -> Path:
     async with SandboxStack(pg.admin_dsn(DB)) as stack:
         stack.openai.set_chat_responder(_tweet_writer)
         stack.openai.set_latency(chat=0.8, images=1.5)
-        worker = Worker(stack.settings(dsn, doorbell_enabled=True, poll_interval_s=5))
+        password = secrets.token_urlsafe(9)
+        settings = stack.settings(
+            dsn,
+            doorbell_enabled=True,
+            poll_interval_s=5,
+            console_password_hash=hash_password(password),
+            console_cookie_secure=False,  # plain http on localhost
+            http_port=int(os.environ.get("CHIRPBASE_CONSOLE_PORT", "8787")) if keep_console else 0,
+        )
+        worker = Worker(settings)
+        worker.mount(console_mount(settings, health=worker.health))
         task = asyncio.create_task(worker.run())
         await asyncio.wait_for(worker.ready.wait(), 15)
+        console_url = f"http://127.0.0.1:{worker.mount_ports['console']}/console/"
         timeline.add(f"worker ready, /health on port {worker.http_port}")
+        timeline.add(f"operator console: {console_url} (password {password})")
+        console.print(f"[bold]operator console[/]: {console_url}  password: [bold]{password}[/]")
 
         with Live(render(conn, timeline, worker), console=console, refresh_per_second=4) as live:
 
@@ -322,10 +398,18 @@ async def run_demo() -> Path:
                     lambda: False, PACE_S, refresh
                 )  # let people watch the numbers move
 
-            worker.stop()
-            await asyncio.wait_for(task, 30)
-            timeline.add("worker stopped gracefully")
-            refresh()
+            if keep_console:
+                add_console_material(conn)
+                timeline.add("drafts awaiting approval and a week of posts added: try the console")
+                refresh()
+            else:
+                worker.stop()
+                await asyncio.wait_for(task, 30)
+                timeline.add("worker stopped on purpose: the demo is over")
+                refresh()
+
+        if keep_console:
+            await keep_serving(console, worker, task, console_url, password)
 
     from worker.report import build_report
 
@@ -340,9 +424,36 @@ async def run_demo() -> Path:
     return out
 
 
+async def keep_serving(
+    console: Console, worker: Worker, task: asyncio.Task[None], url: str, password: str
+) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop the worker gracefully."""
+    console.print()
+    console.print(
+        Panel(
+            f"[bold]{url}[/]\npassword: [bold]{password}[/]\n\n"
+            "Drafts await approval in the inbox; the calendar has a week of posts. "
+            "Everything is a row in the local database: try `uv run chirpbase status` too.\n"
+            "Ctrl-C stops the worker and the sandbox.",
+            title="operator console (SANDBOX)",
+            border_style="green",
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    worker.stop()
+    await asyncio.wait_for(task, 30)
+    console.print(worker_line(worker))
+
+
 def main() -> None:
     try:
-        asyncio.run(run_demo())
+        asyncio.run(run_demo(keep_console="--console" in sys.argv[1:]))
     except pg.LocalStackError as exc:
         raise SystemExit(f"demo: {exc}") from None
 

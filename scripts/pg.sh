@@ -157,7 +157,8 @@ lint_setup() {
 }
 
 # `supabase db lint` skips trigger functions (plpgsql_check needs the table a trigger is on):
-# check each one against its table, with the same defaults, and fail on any finding.
+# check each one against its table, with the same defaults, and fail on any finding. A trigger
+# that reads transition tables (`referencing new table as ...`) is checked with their names.
 lint_triggers() {
   local findings
   findings="$(admin_psql -At -F ' | ' -c "
@@ -166,7 +167,8 @@ lint_triggers() {
     join pg_proc p on p.oid = t.tgfoid
     join pg_language l on l.oid = p.prolang and l.lanname = 'plpgsql'
     join pg_class c on c.oid = t.tgrelid and c.relnamespace = 'public'::regnamespace
-    cross join lateral extensions.plpgsql_check_function_tb(p.oid, t.tgrelid) r
+    cross join lateral extensions.plpgsql_check_function_tb(p.oid, t.tgrelid,
+      oldtable => t.tgoldtable, newtable => t.tgnewtable) r
     where not t.tgisinternal
     order by 1, 2")"
   if [ -n "$findings" ]; then

@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     db_lock_timeout_s: float = Field(default=5.0, gt=0)
     db_statement_timeout_s: float = Field(default=30.0, gt=0)
 
+    # Operator console (worker/console): off unless a password hash is set.
+    # `chirpbase console hash-password` prints one (argon2id).
+    console_password_hash: SecretStr | None = None
+    # Signs session cookies; when unset, a key is derived from SUPABASE_KEY and the password
+    # hash (stable across replicas and restarts; changing the password ends every session).
+    console_session_secret: SecretStr | None = None
+    # None: under /console on HTTP_PORT beside /health; a port: a listener of its own.
+    console_port: int | None = Field(default=None, ge=0, le=65535)
+    console_host: str | None = None  # its own listener's host (default HTTP_HOST)
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Mark the session cookie Secure (sent over HTTPS only). Turn off only for plain-HTTP use
+    # on localhost or a trusted network.
+    console_cookie_secure: bool = True
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:

@@ -148,6 +148,14 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     tweet = scalar(conn, "select public.schedule_generated_tweet()")
     conn.execute("update public.scheduled_tweets set status = 'cancelled' where id = %s", (tweet,))
     conn.execute("insert into public.scheduled_tweets (content) values (' trap ')")
+    draft = scalar(conn, "select public.schedule_generated_tweet()")
+    conn.execute(
+        "update public.scheduled_tweets set status = 'awaiting_approval', content = 'd'"
+        " where id = %s",
+        (draft,),
+    )
+    conn.execute("select * from public.edit_scheduled_tweet(%s, ' edited ')", (draft,))
+    conn.execute("select * from public.reschedule_scheduled_tweet(%s, pg_catalog.now())", (draft,))
     conn.execute("insert into public.replies (reply_id, author_id) values ('777', '42')")
     # (the test's own comparisons name pg_catalog's operator: only function bodies are on trial)
     conn.execute(

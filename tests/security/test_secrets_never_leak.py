@@ -1,5 +1,5 @@
 """No secret ever leaves the process: not in logs, alerts, errors, /health, /metrics, the alert
-webhook, the CLI or the report.
+webhook, the CLI, the report or the operator console's pages.
 
 A real worker process (LOG_LEVEL=DEBUG) runs against the whole sandbox and does everything that
 could carry a credential into text: posts (exact and generated), likes, polls mentions, collects
@@ -7,18 +7,22 @@ stats, then fails in every interesting way: the X stand-in rotates its secrets (
 calls answer 401), the OpenAI stand-in stops accepting the key (401), a config is rejected, jobs
 die (given up, invalid payload). Alerts go to a webhook the test captures. Meanwhile the CLI runs
 `status --json`, `doctor --json`, `report` and a status against an unreachable database, and a
-report folder is generated. Then every byte captured (process output, HTTP bodies, CLI output,
+report folder is generated, and an operator logs in to the console (after a wrong password) and
+opens every page. Then every byte captured (process output, HTTP bodies, CLI output,
 report files, every row of every public table) is searched for every secret: each CREDENTIALS
 value, the database password (a unique one here: the local cluster trusts any password), the
-DATABASE_URL, the service-role key and its signature, also URL-encoded and base64-encoded.
+DATABASE_URL, the service-role key and its signature, the console's password, its hash and the
+session secret, also URL-encoded and base64-encoded.
 """
 
 from __future__ import annotations
 
 import base64
+import http.cookiejar
 import http.server
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -26,7 +30,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
@@ -36,6 +40,7 @@ from sandbox.stack import CREDENTIALS, SandboxStack, ThreadedSandbox
 from tests import pg
 from tests.processes import ROOT, WorkerProcess
 from tests.waiting import wait_for_sync
+from worker.console.auth import hash_password
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -79,10 +84,20 @@ def sandbox(admin_dsn: str) -> Iterator[ThreadedSandbox]:
         yield threaded
 
 
+CONSOLE_PASSWORD = "console-" + secrets.token_urlsafe(12)
+CONSOLE_HASH = hash_password(CONSOLE_PASSWORD)
+CONSOLE_SECRET = "session-" + secrets.token_urlsafe(32)
+CONSOLE_PAGES = ("inbox", "inbox/items", "calendar", "calendar?view=day", "activity", "money",
+                 "alerts", "charts")  # fmt: skip
+
+
 def _secret_forms(database_url: str, password: str) -> dict[str, str]:
     values = {**CREDENTIALS, "database password": password, "database_url": database_url,
               "service-role key": SERVICE_ROLE_KEY,
-              "service-role key signature": SERVICE_ROLE_KEY.rsplit(".", 1)[1]}  # fmt: skip
+              "service-role key signature": SERVICE_ROLE_KEY.rsplit(".", 1)[1],
+              "console password": CONSOLE_PASSWORD, "console password hash": CONSOLE_HASH,
+              "console password hash digest": CONSOLE_HASH.rsplit("$", 1)[1],
+              "console session secret": CONSOLE_SECRET}  # fmt: skip
     forms: dict[str, str] = {}
     for name, value in values.items():
         forms[name] = value
@@ -99,6 +114,31 @@ def _get(url: str) -> str:
             return str(r.read().decode())
     except urllib.error.HTTPError as e:
         return str(e.read().decode())
+
+
+def _console_pages(base: str) -> dict[str, str]:
+    """A wrong password, then a login, then every console page (as the operator sees them)."""
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    pages: dict[str, str] = {}
+
+    def login(password: str) -> str:
+        form = browser.open(f"{base}/login", timeout=10).read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token is not None, form
+        body = urlencode({"password": password, "csrf_token": token[1]}).encode()
+        try:
+            return str(browser.open(f"{base}/login", data=body, timeout=30).read().decode())
+        except urllib.error.HTTPError as e:
+            return str(e.read().decode())
+
+    pages["console wrong password"] = login("not-the-password")
+    pages["console after login"] = login(CONSOLE_PASSWORD)
+    assert "Inbox" in pages["console after login"], pages["console after login"][:300]
+    for path in CONSOLE_PAGES:
+        with browser.open(f"{base}/{path}", timeout=60) as r:
+            pages[f"console /{path}"] = r.read().decode()
+    return pages
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
@@ -148,7 +188,9 @@ def test_no_secret_reaches_any_output(
             (json.dumps({"webhook_url": hook.url, "min_interval_seconds": 0}),),
         )
         env = {**stack.env(database_url), "DOORBELL_ENABLED": "true", "POLL_INTERVAL_S": "1",
-               "LOG_LEVEL": "DEBUG", "HEALTH_GRACE_S": "5"}  # fmt: skip
+               "LOG_LEVEL": "DEBUG", "HEALTH_GRACE_S": "5", "CONSOLE_PASSWORD_HASH": CONSOLE_HASH,
+               "CONSOLE_SESSION_SECRET": CONSOLE_SECRET,
+               "CONSOLE_COOKIE_SECURE": "false"}  # fmt: skip
         worker = WorkerProcess(env, name="secret-keeper").start()
         cli_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("X_", "OPENAI_"))},
@@ -227,6 +269,7 @@ def test_no_secret_reaches_any_output(
             captured["jobs list"] = _cli(cli_env, "jobs", "list", "--json")
             out = tmp_path / "report"
             captured["report"] = _cli(cli_env, "report", "--since", "all", "--out", str(out))
+            captured.update(_console_pages(f"{health}/console"))
         finally:
             worker.stop()
         captured["worker output"] = worker.output()
@@ -249,6 +292,9 @@ def test_no_secret_reaches_any_output(
     assert '"queue"' in captured["status --json"] and "(exit 0)" in captured["status --json"]
     assert "error" in captured["status, database down"]
     assert "(exit 0)" in captured["report"]
+    assert "Wrong password" in captured["console wrong password"]
+    assert "X rejected the credentials" in captured["console /alerts"]
+    assert "shipping it" in captured["console /activity"]
 
     leaks = [
         f"{form!r} in {where}: ...{_context(text, value)}..."

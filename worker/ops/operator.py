@@ -261,6 +261,29 @@ class Operator:
         """Cancel a scheduled tweet that has not started posting (its queued job is cancelled)."""
         return self._move(tweet_id, "cancelled")
 
+    def edit(self, tweet_id: int, content: str) -> dict[str, Any]:
+        """New text for a generated tweet awaiting approval (checked as X counts it first, then
+        by the database's `edit_scheduled_tweet`, which refuses any other state)."""
+        try:
+            validate_tweet_text(content.strip())
+        except TweetTextError as exc:
+            raise Refused(f"scheduled tweet {tweet_id}: {exc}") from None
+        self.scheduled_tweet(tweet_id)  # NotFound before anything else
+        row = self._one("operator_edit_scheduled_tweet", {"id": tweet_id, "content": content})
+        if row is None:
+            raise NotFound(f"no scheduled tweet with id {tweet_id}")
+        return row
+
+    def reschedule(self, tweet_id: int, at: datetime) -> dict[str, Any]:
+        """Post at `at` instead (its queued job moves with it); refused once posting started."""
+        self.scheduled_tweet(tweet_id)
+        row = self._one(
+            "operator_reschedule_scheduled_tweet", {"id": tweet_id, "scheduled_for": at}
+        )
+        if row is None:
+            raise NotFound(f"no scheduled tweet with id {tweet_id}")
+        return row
+
     # -- jobs ------------------------------------------------------------------------------
     def job_kinds(self) -> list[str]:
         return [r["kind"] for r in self._fetch("operator_job_kinds")]
@@ -344,6 +367,59 @@ class Operator:
             else:
                 checks.append(ConfigCheck(key, True, "valid"))
         return checks
+
+    # -- what awaits a person, what is planned, what happened -----------------------------
+    def inbox(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Items awaiting a person's decision (generated tweets awaiting approval), oldest
+        first, with how many there are in all."""
+        state = self._one("operator_inbox_state") or {}
+        items = self._fetch("operator_inbox", {"limit": limit, "offset": max(0, offset)})
+        return plain({"items": items, "total": int(state.get("waiting") or 0)})
+
+    def inbox_state(self) -> dict[str, Any]:
+        """How many items await, and a token that changes when any of them does (cheap)."""
+        return plain(self._one("operator_inbox_state") or {"waiting": 0, "token": ""})
+
+    def calendar(self, start: date, days: int, *, per_day: int = 30) -> dict[str, Any]:
+        """Posts scheduled on the UTC days [start, start + days): the first `per_day` of each
+        day, and per-day counts by status (so a crowded day says how many it hides)."""
+        if not 1 <= days <= 62:
+            raise Refused("a calendar shows 1 to 62 days")
+        begin = datetime.combine(start, time(0, 0), tzinfo=UTC)
+        window = {"start": begin, "end": begin + timedelta(days=days)}
+        counts: dict[str, dict[str, int]] = {}
+        for r in self._fetch("operator_calendar_days", window):
+            counts.setdefault(r["day"].isoformat(), {})[r["status"]] = int(r["posts"])
+        rows = self._fetch("operator_calendar", {**window, "per_day": per_day})
+        return plain({"start": start, "days": days, "counts": counts, "posts": rows})
+
+    def cadence(self) -> dict[str, Any]:
+        """The `schedule` config and, where this database runs pg_cron, its chirpbase-* jobs."""
+        schedule = self._fetch("operator_get_configs", {"key": "schedule"})
+        cron: list[dict[str, Any]] | None = None
+        if _first(self._one("operator_cron_available")):
+            try:
+                cron = self._fetch("operator_cron_jobs")
+            except OperatorError:  # no privilege on cron.job
+                cron = None
+        return plain({"schedule": schedule[0]["value"] if schedule else {}, "cron": cron})
+
+    def activity(self, *, limit: int = 20) -> dict[str, Any]:
+        """Recent posts with their latest engagement, and replies with what became of each like."""
+        return plain(
+            {
+                "posts": self._fetch("operator_recent_posts", {"limit": limit}),
+                "replies": self._fetch("operator_recent_replies", {"limit": limit}),
+            }
+        )
+
+    def usage(self) -> list[dict[str, Any]]:
+        """This month's calls and estimated cost per endpoint (api_usage)."""
+        return plain(self._fetch("operator_usage_by_endpoint"))
+
+    def alerts(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Open alerts (most severe first), then the latest resolved ones with the reason."""
+        return plain(self._fetch("operator_alerts", {"limit": limit}))
 
     # -- status ----------------------------------------------------------------------------
     def status_snapshot(self, *, limit: int = 5) -> dict[str, Any]:

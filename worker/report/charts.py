@@ -366,15 +366,22 @@ CHARTS = {
 }
 
 
+def applicable(a: Analysis) -> list[str]:
+    """The charts the data supports (names of CHARTS), without drawing them."""
+    names = []
+    for name in CHARTS:
+        if name == "engagement_over_time_png" and a.daily.empty:
+            continue
+        if name != "engagement_over_time_png" and a.tweets.empty:
+            continue
+        names.append(name)
+    return names
+
+
 def render_all(a: Analysis, out: Path) -> dict[str, Path]:
     """Every chart the data supports, as name -> path."""
     paths: dict[str, Path] = {}
-    for name, (filename, draw) in CHARTS.items():
-        if name == "engagement_over_time_png" and a.daily.empty:
-            continue
-        if name in ("best_times_heatmap_png", "top_tweets_png", "image_vs_no_image_png") and (
-            a.tweets.empty
-        ):
-            continue
+    for name in applicable(a):
+        filename, draw = CHARTS[name]
         paths[name] = draw(a, out / filename)
     return paths

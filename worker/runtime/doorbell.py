@@ -1,5 +1,8 @@
 """The worker's Realtime doorbell: `postgres_changes` on `jobs` (INSERT) and `configs` (*).
 
+Tables in `watch` (the console's `scheduled_tweets`) are subscribed too, every event, and ring
+with their own name.
+
 An event only means "look now"; the tables are the truth. The doorbell therefore cares about
 one thing above all: being subscribed, and telling the worker to re-poll whenever it may have
 missed something. It supervises the subscription itself instead of trusting the client's
@@ -78,6 +81,7 @@ class Doorbell:
         check_interval: float = 1.0,
         heartbeat_interval: int = 15,
         channel_name: str = "chirpbase-doorbell",
+        watch: tuple[str, ...] = (),
     ) -> None:
         if not 0.0 <= backoff_jitter <= 1.0:
             raise ValueError("backoff_jitter must be between 0 and 1")
@@ -92,6 +96,7 @@ class Doorbell:
         self.check_interval = check_interval
         self.heartbeat_interval = heartbeat_interval
         self.channel_name = channel_name
+        self.watch = tuple(t for t in dict.fromkeys(watch) if t not in ("jobs", "configs"))
 
         self.connected = False
         self.down_since: float | None = time.monotonic()
@@ -192,6 +197,10 @@ class Doorbell:
             channel.on_postgres_changes(
                 PgEvent.All, self._on_configs, table="configs", schema="public"
             )
+            for table in self.watch:
+                channel.on_postgres_changes(
+                    PgEvent.All, self._watcher(table), table=table, schema="public"
+                )
             channel.on_system(self._on_system)
             try:
                 await asyncio.wait_for(channel.subscribe(on_state), self.subscribe_timeout)
@@ -261,6 +270,14 @@ class Doorbell:
         record = data.get("record") or data.get("old_record") or {}
         self.rings += 1
         self._ring("configs", dict(record))
+
+    def _watcher(self, table: str) -> Callable[[Any], None]:
+        def on_change(payload: Any) -> None:
+            data = payload.get("data") or {}
+            self.rings += 1
+            self._ring(table, dict(data.get("record") or data.get("old_record") or {}))
+
+        return on_change
 
     def _on_system(self, payload: Any) -> None:
         message = getattr(payload, "message", None)

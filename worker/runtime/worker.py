@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from loguru import logger
 
 from worker import jobs, metrics
@@ -24,6 +25,7 @@ from worker.migrate import discover
 from worker.queue import JobQueue
 from worker.runtime.health import create_health_app, serve
 from worker.runtime.loop import ClaimLoop
+from worker.runtime.mounts import Mount
 from worker.runtime.services import Services
 from worker.settings import Settings
 
@@ -88,6 +90,10 @@ class Worker:
         self._config_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._status: dict[str, Any] = {"queue": {}, "quota": [], "cost": {}}
+        self.mounts: list[Mount] = []
+        self.mount_ports: dict[str, int] = {}
+        self._mount_runners: list[Any] = []
+        self.stopped = False  # set once shut down (a stopped worker is not a degraded one)
         self.alerts = WorkerAlerts(self)  # alert conditions + webhook (worker/alerts/)
 
     # -- start-up ---------------------------------------------------------------------------
@@ -120,10 +126,25 @@ class Worker:
         self.db_up = up
         metrics.DB_UP.set(1 if up else 0)
 
+    def mount(self, mount: Mount) -> None:
+        """Serve another interface from this process (call before `run()`/`start()`)."""
+        if self.ready.is_set():
+            raise RuntimeError("mount() must be called before the worker starts")
+        if any(m.name == mount.name for m in self.mounts):
+            raise ValueError(f"a mount named {mount.name!r} exists already")
+        self.mounts.append(mount)
+
     def _on_ring(self, table: str, record: dict[str, Any]) -> None:
         if table in ("configs", "*"):
             self._config_dirty.set()
-        self.loop.ring(table, record)
+        if table in ("jobs", "configs", "*"):
+            self.loop.ring(table, record)
+        for mount in self.mounts:
+            if mount.on_ring is not None:
+                try:
+                    mount.on_ring(table, record)
+                except Exception:
+                    logger.exception("mount {}: on_ring raised (ignored)", mount.name)
 
     def _start_doorbell(self) -> None:
         if not self.settings.doorbell_enabled:
@@ -134,6 +155,7 @@ class Worker:
             self.settings.supabase_url,
             self.settings.supabase_key.get_secret_value(),
             self._on_ring,
+            watch=tuple(t for m in self.mounts for t in m.watch),
         )
         self._tasks.append(asyncio.create_task(self.doorbell.run(), name="doorbell"))
 
@@ -142,9 +164,21 @@ class Worker:
         await self._check_database()
         await self.config.reload()
         app = create_health_app(self.health)
+        for m in self.mounts:
+            if m.port is None:
+                app.add_subapp(m.prefix, m.app)
         self._runner, self.http_port = await serve(
             app, self.settings.http_host, self.settings.http_port
         )
+        for m in self.mounts:
+            if m.port is None:
+                self.mount_ports[m.name] = self.http_port
+                continue
+            root = web.Application()
+            root.add_subapp(m.prefix, m.app)
+            runner, port = await serve(root, m.host or self.settings.http_host, m.port)
+            self._mount_runners.append(runner)
+            self.mount_ports[m.name] = port
         self._tasks += [
             asyncio.create_task(self._config_loop(), name="config"),
             asyncio.create_task(self._monitor_loop(), name="monitor"),
@@ -232,10 +266,15 @@ class Worker:
             bell is None or bell_down_for is None or bell_down_for < grace
         )
         last_claim = self.loop.last_claim_at
+        if self.stopped or self.loop.stopping:
+            # Shutting down on purpose is neither degraded nor down.
+            state = "stopped" if self.stopped else "stopping"
+        elif healthy and self.db_up and bell_connected is not False:
+            state = "ok"
+        else:
+            state = "degraded" if healthy else "down"
         body = {
-            "status": "ok"
-            if healthy and self.db_up and bell_connected is not False
-            else ("degraded" if healthy else "down"),
+            "status": state,
             "worker_id": self.worker_id,
             "version": VERSION,
             "uptime_s": round(now - self.started_at, 1),
@@ -281,12 +320,15 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.doorbell.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for mounted in reversed(self._mount_runners):
+            await mounted.cleanup()
         runner = getattr(self, "_runner", None)
         if runner is not None:
             await runner.cleanup()
         await self.services.aclose()
         await self.db.close()
         await self.lease_db.close()
+        self.stopped = True
         logger.info("worker {} stopped", self.worker_id)
 
 

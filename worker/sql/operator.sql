@@ -157,3 +157,121 @@ from public.alerts
 where resolved_at is null
 order by case level when 'critical' then 0 when 'warning' then 1 else 2 end, last_seen_at desc
 limit %(limit)s::integer;
+
+-- Edits (the CLI and the console) -----------------------------------------------------------------
+
+-- name: operator_edit_scheduled_tweet
+select id, status, content, topic, with_image, scheduled_for, job_id, image_url, alt_text,
+       edited_at, updated_at
+from public.edit_scheduled_tweet(%(id)s::bigint, %(content)s::text);
+
+-- name: operator_reschedule_scheduled_tweet
+select id, status, content, topic, with_image, scheduled_for, job_id, updated_at
+from public.reschedule_scheduled_tweet(%(id)s::bigint, %(scheduled_for)s::timestamptz);
+
+-- Things awaiting a person -----------------------------------------------------------------------
+
+-- name: operator_inbox
+-- Generated tweets awaiting approval, oldest first (they were asked for first), through
+-- scheduled_tweets_status_idx. `kind` names the item type: further kinds (reply drafts) are
+-- unioned in here with the same columns.
+select 'tweet'::text as kind, s.id, s.content, s.topic, s.image_url, s.alt_text, s.with_image,
+       s.scheduled_for, s.generated_at, s.edited_at, s.updated_at, s.source,
+       null::text as in_reply_to_tweet_id, null::text as in_reply_to_text,
+       null::text as in_reply_to_author
+from public.scheduled_tweets s
+where s.status = 'awaiting_approval'
+order by s.scheduled_for, s.id
+limit %(limit)s::integer offset %(offset)s::integer;
+
+-- name: operator_inbox_state
+-- How many items await, and a token that changes whenever the set or one of them changes (the
+-- console's live inbox compares it).
+select count(*)::bigint as waiting,
+       coalesce(max(s.updated_at), 'epoch'::timestamptz)::text || ':' || count(*)::text as token
+from public.scheduled_tweets s
+where s.status = 'awaiting_approval';
+
+-- Calendar ---------------------------------------------------------------------------------------
+
+-- name: operator_calendar_days
+-- Posts per UTC day and status in [start, end).
+select (s.scheduled_for at time zone 'UTC')::date as day, s.status, count(*)::bigint as posts
+from public.scheduled_tweets s
+where s.scheduled_for >= %(start)s::timestamptz and s.scheduled_for < %(end)s::timestamptz
+  and s.status <> 'rejected'
+group by 1, 2
+order by 1, 2;
+
+-- name: operator_calendar
+-- The first `per_day` posts of each UTC day in [start, end), by time (cancelled and rejected
+-- ones left out: the day counts still show them).
+select *
+from (
+  select s.id, s.status, s.content, s.topic, s.with_image, s.scheduled_for, s.tweet_id, s.error,
+         s.source, s.image_url,
+         (s.scheduled_for at time zone 'UTC')::date as day,
+         row_number() over (partition by (s.scheduled_for at time zone 'UTC')::date
+                            order by s.scheduled_for, s.id) as nth
+  from public.scheduled_tweets s
+  where s.scheduled_for >= %(start)s::timestamptz and s.scheduled_for < %(end)s::timestamptz
+    and s.status not in ('cancelled', 'rejected')
+) d
+where d.nth <= %(per_day)s::integer
+order by d.scheduled_for, d.id;
+
+-- name: operator_cron_available
+select to_regclass('cron.job') is not null as available;
+
+-- name: operator_cron_jobs
+select jobname, schedule, active
+from cron.job
+where jobname like 'chirpbase-%'
+order by jobname;
+
+-- Activity ---------------------------------------------------------------------------------------
+
+-- name: operator_recent_replies
+-- Replies and mentions, newest first, with what became of each like: the like_reply job (by its
+-- dedupe key) says liked, skipped and why, waiting, or failed with the error. No job means the
+-- trigger did not ask for one (auto-like off, a skipped author, a plain mention with
+-- like_mentions off, or the account's own reply).
+select r.id, r.reply_id, r.original_tweet_id, r.author_id, r.author_username, r.content,
+       r.created_at, r.liked, r.liked_at, r.source,
+       (r.author_id = a.user_id) as own,
+       exists (select 1 from public.tweets t where t.tweet_id = r.original_tweet_id) as to_our_tweet,
+       j.status as like_status, j.result as like_result, left(j.last_error, 300) as like_error
+from public.replies r
+left join public.x_account a on a.id = 1
+left join public.jobs j on j.dedupe_key = 'like_reply:' || r.reply_id
+order by r.created_at desc, r.id desc
+limit %(limit)s::integer;
+
+-- Money ------------------------------------------------------------------------------------------
+
+-- name: operator_usage_by_endpoint
+-- This month's calls and estimated cost per endpoint (X endpoints and `openai:*` operations).
+select u.endpoint, u.calls, u.posts, u.reads, u.openai_input_tokens, u.openai_output_tokens,
+       u.images, u.estimated_cost_usd::float8 as estimated_cost_usd, u.rate_limit_limit,
+       u.rate_limit_remaining, u.rate_limit_reset, u.updated_at
+from public.api_usage u
+where u.month = public.current_month()
+order by u.estimated_cost_usd desc, u.calls desc, u.endpoint;
+
+-- Alerts -----------------------------------------------------------------------------------------
+
+-- name: operator_alerts
+-- Open alerts first (most severe, then latest), then the latest resolved ones.
+select id, level, kind, dedupe_key, message, details, occurrences, created_at, last_seen_at,
+       resolved_at, details ->> 'resolution' as resolution
+from (
+  (select * from public.alerts where resolved_at is null
+   order by case level when 'critical' then 0 when 'warning' then 1 else 2 end, last_seen_at desc
+   limit %(limit)s::integer)
+  union all
+  (select * from public.alerts where resolved_at is not null
+   order by resolved_at desc
+   limit %(limit)s::integer)
+) a
+order by resolved_at is not null, case level when 'critical' then 0 when 'warning' then 1 else 2 end,
+         coalesce(resolved_at, last_seen_at) desc;

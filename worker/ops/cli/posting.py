@@ -162,3 +162,29 @@ def cancel(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
         console.print(f"tweet {row['id']} was already cancelled")
         return
     console.print(f"cancelled tweet [bold]{row['id']}[/]")
+
+
+@app.command()
+def edit(
+    tweet_id: IdArg,
+    text: Annotated[str, typer.Argument(help="The new text (X's 280 weighted characters).")],
+    database_url_opt: DatabaseUrl = None,
+) -> None:
+    """Change the text of a generated tweet awaiting approval (then approve or reject it)."""
+    with operating(database_url_opt) as op:
+        row = op.edit(tweet_id, text)
+    console.print(f"tweet [bold]{row['id']}[/] now reads: {escape(row['content'])}", soft_wrap=True)
+
+
+@app.command()
+def reschedule(
+    tweet_id: IdArg,
+    at: Annotated[str, typer.Option("--at", help=TIME_HELP.replace(" Default: now.", ""))],
+    database_url_opt: DatabaseUrl = None,
+) -> None:
+    """Move a scheduled tweet to another time (its queued job moves with it)."""
+    when = parse_time_option(at)
+    assert when is not None
+    with operating(database_url_opt) as op:
+        row = op.reschedule(tweet_id, when)
+    console.print(f"tweet [bold]{row['id']}[/] now posts {format_when(row['scheduled_for'])}")

@@ -39,6 +39,13 @@ def worker(
     )
     try:
         w = Worker(settings, kinds=kinds.split(",") if kinds else None)
+        if settings.console_password_hash is not None:
+            from worker.console import ConsoleConfigError, console_mount
+
+            try:
+                w.mount(console_mount(settings, health=w.health))
+            except ConsoleConfigError as exc:
+                raise StartupError(f"the console cannot start: {exc}") from None
         asyncio.run(w.run())
     except StartupError as exc:
         err.print(f"[bold red]cannot start[/]: {redact(str(exc))}")

@@ -1,0 +1,175 @@
+"""The inbox: everything awaiting a person's decision, with approve, edit and reject.
+
+Items are generated tweets awaiting approval (`kind` "tweet"); the list, the routes
+(`/inbox/{kind}/{id}`) and the template are keyed by kind, so another kind of item (reply
+drafts) slots in with its own decide function. Every decision is an `Operator` call: an edit
+goes through `edit_scheduled_tweet` (X's exact count, then the database's), approval and
+rejection through the status change the CLI makes.
+
+The weighted character count shown while editing comes from `/api/tweet-length`, which runs
+the worker's own counter (worker/content/tweet_text.py): the number on screen is the number
+the worker will check before posting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from worker.console.core import CONSOLE, error_page, operator_error_status, wants_json
+from worker.content.tweet_text import MAX_WEIGHTED_LENGTH, measure
+from worker.ops.operator import Operator, OperatorError, Refused
+
+PAGE_SIZE = 25
+MAX_COUNTED_TEXT = 10_000
+DONE_MESSAGES = {
+    "approved": "Approved tweet {id}: it will be posted at its scheduled time.",
+    "saved": "Saved the new text of tweet {id}.",
+    "rejected": "Rejected tweet {id}: it will not be posted.",
+}
+
+
+def _page(request: web.Request) -> int:
+    try:
+        return max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def _load(page: int) -> Callable[[Operator], dict[str, Any]]:
+    def load(op: Operator) -> dict[str, Any]:
+        data = op.inbox(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        for item in data["items"]:
+            item["length"] = measure(item.get("content") or "").weighted_length
+        return data
+
+    return load
+
+
+async def inbox_page(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    page = _page(request)
+    try:
+        data = await console.call(_load(page))
+    except OperatorError as exc:
+        return error_page(request, exc)
+    done = request.query.get("done")
+    notice = None
+    if done in DONE_MESSAGES and request.query.get("id", "").isdigit():
+        notice = DONE_MESSAGES[done].format(id=request.query["id"])
+    return console.render(
+        request,
+        "inbox.html",
+        current="inbox",
+        items=data["items"],
+        total=data["total"],
+        page=page,
+        pages=max(1, -(-data["total"] // PAGE_SIZE)),
+        max_length=MAX_WEIGHTED_LENGTH,
+        notice=notice,
+        waiting=data["total"],
+    )
+
+
+async def inbox_items(request: web.Request) -> web.StreamResponse:
+    """The list alone (the live inbox swaps it in)."""
+    console = request.app[CONSOLE]
+    try:
+        data = await console.call(_load(_page(request)))
+    except OperatorError as exc:
+        return error_page(request, exc)
+    return console.render(
+        request,
+        "_inbox_items.html",
+        items=data["items"],
+        total=data["total"],
+        max_length=MAX_WEIGHTED_LENGTH,
+    )
+
+
+def _decide_tweet(tweet_id: int, action: str, content: str | None) -> Callable[[Operator], Any]:
+    def decide(op: Operator) -> dict[str, Any]:
+        if action == "reject":
+            return op.reject(tweet_id)
+        current = op.scheduled_tweet(tweet_id)
+        if content is not None and content.strip() != (current.get("content") or "").strip():
+            op.edit(tweet_id, content)
+        elif action == "save":
+            return {**current, "changed": False}
+        return op.approve(tweet_id) if action == "approve" else op.scheduled_tweet(tweet_id)
+
+    return decide
+
+
+DECIDERS = {"tweet": _decide_tweet}
+ACTIONS = {"approve": "approved", "save": "saved", "reject": "rejected"}
+
+
+async def decide(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    kind = request.match_info["kind"]
+    decider = DECIDERS.get(kind)
+    if decider is None:
+        raise web.HTTPNotFound(text=f"no inbox items of kind {kind!r}")
+    item_id = int(request.match_info["id"])
+    form = await request.post()
+    action = str(form.get("action") or "")
+    content = form.get("content")
+    try:
+        if action not in ACTIONS:
+            raise Refused(f"unknown action {action!r}: approve, save or reject")
+        row = await console.call(
+            decider(item_id, action, content if isinstance(content, str) else None)
+        )
+    except OperatorError as exc:
+        if wants_json(request):
+            return web.json_response(
+                {"ok": False, "error": str(exc)}, status=operator_error_status(exc)
+            )
+        return error_page(request, exc)
+    done = ACTIONS[action]
+    if wants_json(request):
+        return web.json_response(
+            {
+                "ok": True,
+                "id": item_id,
+                "kind": kind,
+                "status": row.get("status"),
+                "message": DONE_MESSAGES[done].format(id=item_id),
+            }
+        )
+    raise web.HTTPSeeOther(console.url("inbox", done=done, id=item_id))
+
+
+async def tweet_length(request: web.Request) -> web.StreamResponse:
+    """X's weighted length of `text`, by the worker's counter."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='send JSON: {"text": "..."}') from None
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        raise web.HTTPBadRequest(text='send JSON: {"text": "..."}')
+    if len(text) > MAX_COUNTED_TEXT:
+        raise web.HTTPRequestEntityTooLarge(MAX_COUNTED_TEXT, len(text))
+    m = measure(text)
+    return web.json_response(
+        {
+            "weighted_length": m.weighted_length,
+            "max": MAX_WEIGHTED_LENGTH,
+            "remaining": MAX_WEIGHTED_LENGTH - m.weighted_length,
+            "valid": m.valid and bool(text.strip()),
+            "urls": m.url_count,
+            "emoji": m.emoji_count,
+            "invalid_characters": m.has_invalid_characters,
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/inbox", inbox_page, name="inbox")
+    app.router.add_get("/inbox/items", inbox_items, name="inbox_items")
+    app.router.add_post(r"/inbox/{kind:[a-z_]+}/{id:\d{1,18}}", decide, name="decide")
+    app.router.add_post("/api/tweet-length", tweet_length, name="tweet_length")
