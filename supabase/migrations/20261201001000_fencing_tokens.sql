@@ -57,21 +57,25 @@ as $$
   returning j.*;
 $$;
 
--- The claims a batch call acts on: (id, token) pairs, the arrays read in step.
-create or replace function public.lease_claims(ids bigint[], lease_tokens uuid[])
-returns table (id bigint, lease_token uuid)
+-- A batch call names its claims by id and token, one token per id (the arrays read in step).
+-- Tokens are unique to their claim, so a row matches when its id and its current token are both
+-- in the lists, and the lookup stays by primary key (`id = any(ids)`, see the batch-scale
+-- migration). True, or an error when the arrays do not pair up.
+create or replace function public.check_lease_claims(ids bigint[], lease_tokens uuid[])
+returns boolean
 language plpgsql
 immutable
 set search_path = ''
 as $$
 begin
-  if coalesce(cardinality(lease_claims.ids), 0) <> coalesce(cardinality(lease_claims.lease_tokens), 0) then
-    raise exception 'lease_claims: % ids but % lease tokens (one token per id)',
-      coalesce(cardinality(lease_claims.ids), 0), coalesce(cardinality(lease_claims.lease_tokens), 0)
+  if coalesce(cardinality(check_lease_claims.ids), 0)
+     <> coalesce(cardinality(check_lease_claims.lease_tokens), 0) then
+    raise exception 'lease claims: % ids but % lease tokens (one token per id)',
+      coalesce(cardinality(check_lease_claims.ids), 0),
+      coalesce(cardinality(check_lease_claims.lease_tokens), 0)
       using errcode = '22023';
   end if;
-  return query select c.id, c.lease_token
-    from unnest(lease_claims.ids, lease_claims.lease_tokens) as c(id, lease_token);
+  return true;
 end
 $$;
 
@@ -87,11 +91,12 @@ language sql
 security definer
 set search_path = ''
 as $$
+  -- A statement of its own: the check runs whether or not any row matches.
+  select public.check_lease_claims(heartbeat_jobs.ids, heartbeat_jobs.lease_tokens);
   update public.jobs j
   set locked_until = now() + heartbeat_jobs.lease, updated_at = now()
-  from public.lease_claims(heartbeat_jobs.ids, heartbeat_jobs.lease_tokens) c
-  where j.id = c.id
-    and j.lease_token = c.lease_token
+  where j.id = any (heartbeat_jobs.ids)
+    and j.lease_token = any (heartbeat_jobs.lease_tokens)
     and j.status = 'running'
     and j.locked_by = heartbeat_jobs.worker_id
   returning j.id, j.lease_token;
@@ -155,6 +160,8 @@ language sql
 security definer
 set search_path = ''
 as $$
+  -- A statement of its own: the check runs whether or not any row matches.
+  select public.check_lease_claims(complete_jobs.ids, complete_jobs.lease_tokens);
   update public.jobs j
   set status = 'succeeded',
       result = null,
@@ -164,9 +171,8 @@ as $$
       lease_token = null,
       finished_at = now(),
       updated_at = now()
-  from public.lease_claims(complete_jobs.ids, complete_jobs.lease_tokens) c
-  where j.id = c.id
-    and j.lease_token = c.lease_token
+  where j.id = any (complete_jobs.ids)
+    and j.lease_token = any (complete_jobs.lease_tokens)
     and j.status = 'running'
     and j.locked_by = complete_jobs.worker_id
   returning j.id;
@@ -260,6 +266,8 @@ language sql
 security definer
 set search_path = ''
 as $$
+  -- A statement of its own: the check runs whether or not any row matches.
+  select public.check_lease_claims(release_jobs.ids, release_jobs.lease_tokens);
   with released as (
     update public.jobs j
     set status = 'queued',
@@ -268,9 +276,8 @@ as $$
         locked_until = null,
         lease_token = null,
         updated_at = now()
-    from public.lease_claims(release_jobs.ids, release_jobs.lease_tokens) c
-    where j.id = c.id
-      and j.lease_token = c.lease_token
+    where j.id = any (release_jobs.ids)
+      and j.lease_token = any (release_jobs.lease_tokens)
       and j.status = 'running'
       and j.locked_by = release_jobs.worker_id
     returning 1
@@ -350,7 +357,7 @@ begin
     select p.oid::regprocedure
     from pg_catalog.pg_proc p
     where p.pronamespace = 'public'::regnamespace
-      and p.proname in ('claim_jobs', 'lease_claims', 'heartbeat_jobs', 'holds_lease',
+      and p.proname in ('claim_jobs', 'check_lease_claims', 'heartbeat_jobs', 'holds_lease',
                         'complete_job', 'complete_jobs', 'fail_job', 'snooze_job', 'release_jobs',
                         'reap_expired_leases', 'cancel_job', 'retry_job')
   loop

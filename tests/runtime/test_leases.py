@@ -77,7 +77,7 @@ async def test_a_job_reclaimed_by_the_same_worker_runs_as_a_second_claim(
             timeout=10,
             message="the first run cancelled for its lost lease",
         )
-        assert worker.loop.running_count == 1
+        await wait_for(lambda: worker.loop.running_count == 1, message="one run left")
         assert job(conn, job_id)["status"] == "running"
         done = await wait_for(
             lambda: (row := job(conn, job_id))["status"] == "succeeded" and row,
