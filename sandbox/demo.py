@@ -357,14 +357,24 @@ async def run_demo(keep_console: bool = False) -> Path:
             one("select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5, 'demo-poll-1')")
             timeline.add("poll_mentions queued (pg_cron does this every minute)")
             await wait_until(
-                lambda: (
-                    one("select count(*) from public.replies where liked")[0] >= len(REPLIERS) + 1
-                ),
+                lambda: one("select count(*) from public.replies")[0] >= len(REPLIERS) + 1,
                 20,
                 refresh,
             )
-            liked = one("select count(*) from public.replies where liked")[0]
-            timeline.add(f"{liked} replies and mentions liked")
+            ingested = one("select count(*) from public.replies")[0]
+            timeline.add(f"{ingested} replies and mentions stored (owned reads, $0.001 each)")
+            # X's access tier decides about likes: Enterprise only since 2026-04-20.
+            notice = one("select public.x_capability_notice('likes')")[0]
+            if notice:
+                timeline.add(f"no likes: {notice.split(' (only on')[0]}")
+            else:
+                await wait_until(
+                    lambda: one("select count(*) from public.replies where liked")[0] >= ingested,
+                    20,
+                    refresh,
+                )
+                liked = one("select count(*) from public.replies where liked")[0]
+                timeline.add(f"{liked} replies and mentions liked")
             await wait_until(lambda: False, PACE_S, refresh)
 
             rng = random.Random(3)
@@ -398,6 +408,16 @@ async def run_demo(keep_console: bool = False) -> Path:
                     lambda: False, PACE_S, refresh
                 )  # let people watch the numbers move
 
+            row = one(
+                "select coalesce(sum(estimated_cost_usd)"
+                " filter (where endpoint not like 'openai:%'), 0),"
+                " coalesce(sum(estimated_cost_usd) filter (where endpoint like 'openai:%'), 0)"
+                " from public.api_usage"
+            )
+            timeline.add(
+                f"priced by operation: X ${float(row[0]):.3f}, OpenAI ${float(row[1]):.3f} "
+                "(chirpbase status shows spend, projection and budget)"
+            )
             if keep_console:
                 add_console_material(conn)
                 timeline.add("drafts awaiting approval and a week of posts added: try the console")

@@ -120,6 +120,19 @@ class JobQueue:
             )
         )
 
+    async def skip(self, job: Job, reason: str, result: dict[str, Any] | None = None) -> bool:
+        """End a held job as `skipped` (work that must not be attempted); False if not held."""
+        return bool(
+            await self.db.fetchval(
+                "skip_job",
+                {
+                    **self.claim_params(job),
+                    "reason": reason,
+                    "result": Jsonb(result) if result is not None else None,
+                },
+            )
+        )
+
     async def fail(
         self,
         job: Job,

@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument(
-        "--public-base-url",
-        default=os.environ.get("X_SANDBOX_PUBLIC_BASE_URL", "https://api.twitter.com"),
-        help="URL the clients sign (tweepy signs https://api.twitter.com)",
+        "--access-tier",
+        default=os.environ.get("X_SANDBOX_ACCESS_TIER", "pay_per_use"),
+        choices=["pay_per_use", "basic", "pro", "enterprise"],
+        help="the app's X access tier (likes and quote posts need enterprise)",
     )
+    parser.add_argument("--credits-usd", type=float, default=None, help="prepaid credits")
     parser.add_argument("--username", default="chirpbase_bot")
     parser.add_argument("--monthly-post-cap", type=int, default=None)
     parser.add_argument("--monthly-read-cap", type=int, default=None)
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         bearer_token=kwargs.get("bearer_token", "sandbox-bearer-token"),
         user_id=user_id or "1700000000000000001",
         username=args.username,
-        public_base_url=args.public_base_url,
+        access_tier=args.access_tier,
+        credits_usd=args.credits_usd,
         monthly_post_cap=args.monthly_post_cap,
         monthly_read_cap=args.monthly_read_cap,
     )

@@ -1,4 +1,11 @@
-"""aiohttp application of the X API v2 stand-in."""
+"""aiohttp application of the X API v2 stand-in.
+
+Beyond the endpoints themselves it enforces what X enforces around them, each rule in its own
+module with its source: the access tier (``access``: client-forbidden for likes and quote posts
+off Enterprise, the summoned-reply rule), pay-per-use billing and 402 when credits or the
+spending limit run out (``billing``), and the published rate-limit table with its 24-hour
+windows (``limits``).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.x_api import activity, activity_routes, timeline
+from sandbox.x_api import access, activity, activity_routes, timeline
 from sandbox.x_api import state as s
+from sandbox.x_api.billing import payment_required
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
-from sandbox.x_api.text import is_blank, refusal
+from sandbox.x_api.spec import field_refused, respell
+from sandbox.x_api.text import contains_url, is_blank, refusal
 
 STATE_KEY = web.AppKey("x_state", s.XState)
 AUTH_KEY = web.RequestKey("x_auth", str)  # "user" or "app" once authenticated
@@ -37,6 +46,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/2/media/upload$"), s.MEDIA_UPLOAD),
     ("POST", re.compile(r"^/2/media/metadata$"), s.MEDIA_METADATA),
     ("GET", re.compile(r"^/2/usage/tweets$"), s.USAGE),
+    ("GET", re.compile(r"^/2/users$"), s.USERS_LOOKUP),
 ]
 _ROUTES.extend(activity.ROUTES)  # the X Activity API and webhooks (activity_routes.py)
 # Which authentication each endpoint accepts (X's docs): user = OAuth 1.0a user context,
@@ -52,6 +62,7 @@ _AUTH: dict[str, frozenset[str]] = {
     s.MEDIA_UPLOAD: frozenset({"user"}),
     s.MEDIA_METADATA: frozenset({"user"}),
     s.USAGE: frozenset({"app"}),
+    s.USERS_LOOKUP: frozenset({"user", "app"}),
 }
 _AUTH.update(activity.AUTH)
 _READ_ENDPOINTS = {s.MENTIONS, s.USER_TWEETS, s.LOOKUP}
@@ -93,6 +104,11 @@ def invalid_request(errors: list[dict[str, Any]]) -> web.Response:
     )
 
 
+def _problem_type(request: web.Request, name: str) -> str:
+    """A problem ``type`` URI under the host this stand-in answers with (XState.problem_base)."""
+    return f"{_state(request).problem_base}/{name}"
+
+
 def _param_error(name: str, value: str, message: str) -> web.Response:
     return invalid_request([{"parameters": {name: [value]}, "message": message}])
 
@@ -110,12 +126,12 @@ def _not_found(resource_type: str, value: str, parameter: str) -> dict[str, Any]
     }
 
 
-def _usage_capped() -> web.Response:
+def _usage_capped(state: s.XState) -> web.Response:
     return _json(
         {
             "title": "UsageCapExceeded",
             "detail": "Usage cap exceeded: Monthly product cap",
-            "type": "https://api.twitter.com/2/problems/usage-capped",
+            "type": f"{state.problem_base}/usage-capped",
             "period": "Monthly",
             "scope": "Product",
         },
@@ -180,7 +196,9 @@ async def _authenticate(request: web.Request, state: s.XState) -> str | None:
     if request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         params.extend((k, v) for k, v in form.items() if isinstance(v, str))
-    url = state.public_base_url + request.rel_url.raw_path
+    # RFC 5849 section 3.4.1.2: the URL the request was sent to (scheme, Host, path). A client
+    # that signs one host and calls another is refused, as X refuses it.
+    url = f"{request.scheme}://{request.host}{request.rel_url.raw_path}"
     ok = verify_signature(
         oauth,
         method=request.method,
@@ -275,16 +293,24 @@ async def _dispatch(
     if state.take_no_reset_429(endpoint):
         return _too_many_requests(), auth  # injected: a 429 without x-rate-limit-* headers
     allowed, window = state.take_rate_limit(endpoint)
-    if not allowed:
+    day_allowed, day = state.day_limits.take(endpoint) if allowed else (True, None)
+    blocked = state.billing.blocked()
+    if not allowed or not day_allowed:
+        # A spent 24-hour window refuses even while the 15-minute one has calls left.
         response = _too_many_requests()
     elif (endpoint == s.CREATE_TWEET and state.posts_capped()) or (
         endpoint in _READ_ENDPOINTS and state.reads_capped()
     ):
-        response = _usage_capped()  # the rate-limit headers may still show calls left
+        response = _usage_capped(state)  # the rate-limit headers may still show calls left
+    elif blocked is not None:
+        response = _json(payment_required(blocked, state.project_id), 402)
     else:
         request[AUTH_KEY] = auth
         response = await handler(request)
     response.headers.update(_rate_headers(window))
+    day = day or state.day_limits.peek(endpoint)
+    if day is not None:
+        response.headers.update(day.headers())
     return response, auth
 
 
@@ -297,6 +323,8 @@ def _state(request: web.Request) -> s.XState:
 
 def _fields(request: web.Request, name: str) -> set[str]:
     raw = request.query.get(name, "")
+    if name == "tweet.fields":  # openapi.json v2.167 names the parameter post.fields
+        raw = ",".join(p for p in (raw, request.query.get("post.fields", "")) if p)
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
@@ -387,18 +415,14 @@ def _field_errors(
     if allowed:
         return []
     return [
-        {
-            "value": tweet.id,
-            "detail": f"Sorry, you are not authorized to access '{field}' on the Tweet with "
-            f"{parameter}: [{tweet.id}].",
-            "title": "Field Authorization Error",
-            "resource_type": "tweet",
-            "parameter": parameter,
-            "field": field,
-            "resource_id": tweet.id,
-            "section": section,
-            "type": "https://api.twitter.com/2/problems/not-authorized-for-field",
-        }
+        field_refused(
+            state.spec,
+            state.problem_base,
+            field=field,
+            tweet_id=tweet.id,
+            parameter=parameter,
+            section=section,
+        )
         for field in _PRIVATE_FIELDS
         if field in fields
     ]
@@ -471,9 +495,23 @@ def _max_results(request: web.Request, default: int, low: int, high: int) -> int
     return int(raw)
 
 
-def _timeline(request: web.Request, candidates: list[s.Tweet]) -> web.Response:
+def _bill_read(request: web.Request, body: dict[str, Any], operation: str) -> None:
+    """Bill what a read returned: its posts at `operation`'s price, expanded users and posts as
+    user and post reads; each resource once per UTC day (sandbox/x_api/billing.py)."""
+    billing = _state(request).billing
+    data = body.get("data")
+    posts = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+    billing.read(operation, "post", [str(p["id"]) for p in posts])
+    includes = body.get("includes") or {}
+    billing.read("user_read", "user", [str(u["id"]) for u in includes.get("users") or []])
+    billing.read("post_read", "post", [str(p["id"]) for p in includes.get("tweets") or []])
+
+
+def _timeline(request: web.Request, candidates: list[s.Tweet], *, owner_id: str) -> web.Response:
     """Paginated newest-first timeline with X's meta (mentions, user tweets); pages may come
-    short or empty with a next_token; start_time/end_time bound it (see timeline.py)."""
+    short or empty with a next_token; start_time/end_time bound it (see timeline.py). Billed as
+    owned reads when the timeline is the authenticated user's own (docs.x.com pricing, Owned
+    Reads)."""
     state = _state(request)
     limit = _max_results(request, 10, 5, 100)
     if isinstance(limit, web.Response):
@@ -544,7 +582,9 @@ def _timeline(request: web.Request, candidates: list[s.Tweet]) -> web.Response:
         body["errors"] = errors
     body["meta"] = meta
     state.count_reads(len(data))
-    return _json(body)
+    owned = request.get(AUTH_KEY) == "user" and owner_id == state.me.id
+    _bill_read(request, body, "owned_read" if owned else "post_read")
+    return _json(respell(body, state.spec))
 
 
 def _sniff_image(data: bytes) -> tuple[str, int | None, int | None] | None:
@@ -566,8 +606,9 @@ def _sniff_image(data: bytes) -> tuple[str, int | None, int | None] | None:
 
 
 async def get_me(request: web.Request) -> web.Response:
-    me = _state(request).me
-    return _json({"data": me.to_json(_fields(request, "user.fields"))})
+    state = _state(request)
+    state.billing.read("user_read", "user", [state.me.id])
+    return _json({"data": state.me.to_json(_fields(request, "user.fields"))})
 
 
 async def create_tweet(request: web.Request) -> web.StreamResponse:
@@ -604,7 +645,15 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
             if item is None or item.owner_id != state.me.id or item.expires_at <= state.now():
                 return _param_error("media.media_ids", str(media_id), "Your media IDs are invalid.")
             media_keys.append(item.media_key)
+    quoted = body.get("quote_tweet_id")
+    if quoted is not None:
+        if not access.allows(state.access_tier, "quotes"):
+            return _json(access.client_forbidden(state.project_id[-8:], state.problem_base), 403)
+        target = state.get_tweet(str(quoted))
+        if target is None or target.deleted:
+            return problem(403, "Forbidden", "You attempted to quote a Tweet that is deleted.")
     parent_id = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+    summoned_reply = False
     if parent_id is not None:
         parent = state.get_tweet(str(parent_id))
         if parent is None or parent.deleted:
@@ -613,6 +662,9 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
                 "Forbidden",
                 "You attempted to reply to a Tweet that is deleted or not visible to you.",
             )
+        summoned_reply = parent.author_id != state.me.id and state.summoned_by(parent)
+        if access.self_serve(state.access_tier) and not state.summoned_by(parent):
+            return _json(access.not_summoned(), 403)
     # X's duplicate check is on the text as sent (what it stores is rewritten: t.co links ...).
     sent = unicodedata.normalize("NFC", text)
     for tweet in state.posted_tweets():
@@ -621,9 +673,19 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
                 403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
             )
     tweet = state.create_tweet(
-        state.me.id, text, in_reply_to=str(parent_id) if parent_id else None, media_keys=media_keys
+        state.me.id,
+        text,
+        in_reply_to=str(parent_id) if parent_id else None,
+        media_keys=media_keys,
+        quote_of=str(quoted) if quoted is not None else None,
+        made_with_ai=body.get("made_with_ai") is True,
     )
     state.count_post()
+    # Post: Create, with URL, summoned (docs.x.com/x-api/getting-started/pricing)
+    if contains_url(text):
+        state.billing.charge("post_with_url")
+    else:
+        state.billing.charge("reply_summoned" if summoned_reply else "post")
     drop = state.take_drop_after_create()
     if drop == "hang":
         await state.wait_hang(3600)
@@ -651,6 +713,8 @@ async def delete_tweet(request: web.Request) -> web.Response:
 
 async def like(request: web.Request) -> web.Response:
     state = _state(request)
+    if not access.allows(state.access_tier, "likes"):
+        return _json(access.client_forbidden(state.project_id[-8:], state.problem_base), 403)
     user_id = request.match_info["id"]
     if user_id != state.me.id:
         return problem(403, "Forbidden", "You are not permitted to perform this action.")
@@ -675,7 +739,7 @@ async def mentions(request: web.Request) -> web.Response:
     candidates = [
         t for t in state.tweets.values() if not t.deleted and user_id in t.mentioned_user_ids
     ]
-    return _timeline(request, candidates)
+    return _timeline(request, candidates, owner_id=user_id)
 
 
 async def user_tweets(request: web.Request) -> web.Response:
@@ -684,7 +748,7 @@ async def user_tweets(request: web.Request) -> web.Response:
     if user_id not in state.users:
         return _json({"errors": [_not_found("user", user_id, "id")]})
     candidates = [t for t in state.tweets.values() if not t.deleted and t.author_id == user_id]
-    return _timeline(request, timeline.visible(state, candidates))
+    return _timeline(request, timeline.visible(state, candidates), owner_id=user_id)
 
 
 async def lookup(request: web.Request) -> web.Response:
@@ -735,6 +799,47 @@ async def lookup(request: web.Request) -> web.Response:
     if errors:
         body["errors"] = errors
     state.count_reads(len(data))
+    _bill_read(request, body, "post_read")
+    return _json(respell(body, state.spec))
+
+
+async def users_lookup(request: web.Request) -> web.Response:
+    """``GET /2/users?ids=`` (1 to 100 ids): users found in ``data``, the others as
+    resource-not-found errors. A User: Read each, once a UTC day (billing.py)."""
+    state = _state(request)
+    raw = request.query.get("ids")
+    if not raw:
+        return invalid_request(
+            [{"parameters": {"ids": []}, "message": "The `ids` query parameter can not be empty"}]
+        )
+    ids = raw.split(",")
+    if len(ids) > 100:
+        return _param_error(
+            "ids",
+            raw,
+            f"The number of values in the `ids` query parameter list [{len(ids)}] "
+            "is not between 1 and 100",
+        )
+    for user_id in ids:
+        if not user_id.isdigit():
+            return _param_error(
+                "ids", user_id, f"The `ids` query parameter value [{user_id}] is not valid"
+            )
+    fields = _fields(request, "user.fields")
+    data = []
+    errors = []
+    for user_id in dict.fromkeys(ids):
+        user = state.users.get(user_id)
+        if user is None:
+            errors.append(_not_found("user", user_id, "ids"))
+        else:
+            data.append(user.to_json(fields))
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if errors:
+        body["errors"] = errors
+    state.billing.read("user_read", "user", [u["id"] for u in data])
     return _json(body)
 
 
@@ -821,6 +926,7 @@ async def media_metadata(request: web.Request) -> web.Response:
     if media is None or media.owner_id != state.me.id or media.expires_at <= state.now():
         return _param_error("id", media_id, "Your media ID is invalid.")
     media.alt_text = text
+    state.billing.charge("media_metadata")
     return _json({"data": {"id": media.id, "associated_metadata": {"alt_text": {"text": text}}}})
 
 
@@ -834,8 +940,9 @@ async def usage(request: web.Request) -> web.Response:
             f"The `days` query parameter value [{raw_days}] is not between 1 and 90",
         )
     fields = _fields(request, "usage.fields")
-    # Without a configured cap, show the pay-per-use plan's documented 2M post reads a month.
-    cap = state.monthly_read_cap if state.monthly_read_cap is not None else 2_000_000
+    # Without a configured cap, pay-per-use's documented cap: "capped at 3 million Post reads
+    # per monthly billing cycle" (docs.x.com/x-api/getting-started/pricing).
+    cap = state.monthly_read_cap if state.monthly_read_cap is not None else 3_000_000
     data: dict[str, Any] = {
         "cap_reset_day": state.cap_reset_day,
         "project_cap": str(cap),
@@ -970,6 +1077,48 @@ async def sandbox_usage_cap(request: web.Request) -> web.Response:
     )
 
 
+async def sandbox_access(request: web.Request) -> web.Response:
+    """Set the app's access tier: {"tier": "pay_per_use" | "basic" | "pro" | "enterprise"}."""
+    state = _state(request)
+    body = await _control_body(request)
+    tier = body.get("tier", state.access_tier)
+    if tier not in access.TIERS:
+        raise web.HTTPBadRequest(text=f"tier must be one of {', '.join(access.TIERS)}")
+    state.access_tier = tier
+    return _json({"tier": state.access_tier})
+
+
+async def sandbox_credits(request: web.Request) -> web.Response:
+    """Credits and spending limit: {"credits_usd": 5} (null: unlimited), {"add": 10},
+    {"spending_limit_usd": 20} (null: none). Answers the billing snapshot."""
+    billing = _state(request).billing
+    body = await _control_body(request)
+    if "credits_usd" in body:
+        billing.credits_usd = None if body["credits_usd"] is None else float(body["credits_usd"])
+    if "add" in body:
+        billing.add_credits(float(body["add"]))
+    if "spending_limit_usd" in body:
+        limit = body["spending_limit_usd"]
+        billing.spending_limit_usd = None if limit is None else float(limit)
+    return _json(billing.snapshot())
+
+
+async def sandbox_day_limits(request: web.Request) -> web.Response:
+    """A 24-hour window: {"endpoint": "POST /2/tweets", "remaining": 0, "reset_in": 3600}."""
+    body = await _control_body(request)
+    try:
+        day = _state(request).day_limits.set(
+            body["endpoint"],
+            scope=body.get("scope"),
+            limit=body.get("limit"),
+            remaining=body.get("remaining"),
+            reset_in=body.get("reset_in"),
+        )
+    except KeyError as exc:
+        raise web.HTTPBadRequest(text=f"missing {exc}") from None
+    return _json({"scope": day.scope, **vars(day.window)})
+
+
 async def sandbox_time(request: web.Request) -> web.Response:
     state = _state(request)
     body = await _control_body(request)
@@ -996,6 +1145,7 @@ def create_app(state: s.XState | None = None) -> web.Application:
     app.router.add_post("/2/media/upload", media_upload)
     app.router.add_post("/2/media/metadata", media_metadata)
     app.router.add_get("/2/usage/tweets", usage)
+    app.router.add_get("/2/users", users_lookup)
     app.router.add_get("/_sandbox/state", sandbox_state)
     app.router.add_get("/_sandbox/credentials", sandbox_credentials)
     app.router.add_post("/_sandbox/users", sandbox_add_user)
@@ -1008,6 +1158,9 @@ def create_app(state: s.XState | None = None) -> web.Application:
     app.router.add_post("/_sandbox/rate_limits", sandbox_rate_limits)
     app.router.add_post("/_sandbox/usage_cap", sandbox_usage_cap)
     app.router.add_post("/_sandbox/time", sandbox_time)
+    app.router.add_post("/_sandbox/access", sandbox_access)
+    app.router.add_post("/_sandbox/credits", sandbox_credits)
+    app.router.add_post("/_sandbox/day_limits", sandbox_day_limits)
     activity_routes.install(app, app[STATE_KEY].activity)
     app.on_shutdown.append(_release_on_shutdown)
     return app

@@ -33,6 +33,7 @@ LOOKUP = "GET /2/tweets"
 MEDIA_UPLOAD = "POST /2/media/upload"
 MEDIA_METADATA = "POST /2/media/metadata"
 USAGE = "GET /2/usage/tweets"
+USERS_LOOKUP = "GET /2/users"
 ENDPOINTS = (
     ME,
     CREATE_TWEET,
@@ -44,6 +45,7 @@ ENDPOINTS = (
     MEDIA_UPLOAD,
     MEDIA_METADATA,
     USAGE,
+    USERS_LOOKUP,
 )
 
 PUBLIC_METRICS = (
@@ -63,22 +65,6 @@ class RateLimitRule:
 
     limit: int
     window_secs: float = 900.0
-
-
-# Defaults in the spirit of X's published per-user limits (15-minute windows); tests and the
-# demo override them. They are deliberately generous so that a demo never trips them.
-DEFAULT_RATE_LIMITS: dict[str, RateLimitRule] = {
-    ME: RateLimitRule(75),
-    CREATE_TWEET: RateLimitRule(100),
-    DELETE_TWEET: RateLimitRule(50),
-    LIKE: RateLimitRule(50),
-    MENTIONS: RateLimitRule(180),
-    USER_TWEETS: RateLimitRule(900),
-    LOOKUP: RateLimitRule(900),
-    MEDIA_UPLOAD: RateLimitRule(500),
-    MEDIA_METADATA: RateLimitRule(500),
-    USAGE: RateLimitRule(50),
-}
 
 
 @dataclass
@@ -113,6 +99,7 @@ class Tweet:
     in_reply_to_user_id: str | None = None
     referenced_tweets: list[dict[str, str]] = field(default_factory=list)
     media_keys: list[str] = field(default_factory=list)
+    made_with_ai: bool = False
     mentioned_user_ids: list[str] = field(default_factory=list)
     # entities.mentions as X renders them ({start, end, username, id}) for ``text``
     mentions: list[dict[str, Any]] = field(default_factory=list)
@@ -147,6 +134,7 @@ class Tweet:
             "media_keys": list(self.media_keys),
             "source_text": self.source_text,
             "urls": [dict(u) for u in self.urls],
+            "made_with_ai": self.made_with_ai,
             "note_text": self.note_text,
             "public_metrics": dict(self.metrics),
             "private_metrics": dict(self.private_metrics),
@@ -210,9 +198,18 @@ def _iso(moment: datetime) -> str:
 
 class XState:
     """The stand-in's world: one authenticated account, other users, tweets, media, likes,
-    counters, rate-limit windows, usage caps and injected faults.
+    counters, rate-limit windows (15-minute and 24-hour), usage caps, the app's access tier,
+    pay-per-use billing and credits, and injected faults.
 
     Safe to drive from tests in the server's event loop or from other threads.
+
+    ``access_tier`` is the app's X access (``pay_per_use`` unless told: X's default for new
+    developers since 2026-02-06). ``spec`` picks the field names answers use: ``"v2.166"``
+    (``retweet_count``, ``referenced_tweets``, ``note_tweet``, ``includes.tweets``, problem
+    ``not-authorized-for-field``) or ``"v2.167"`` (openapi.json of 2026-08-22: ``repost_count``,
+    ``referenced_posts``, ``note_post``, ``includes.posts``, ``field-unauthorized``). Problem
+    ``type`` URIs start with ``problem_base`` (live answers use api.twitter.com, the docs
+    api.x.com). OAuth 1.0a signatures are checked against the URL each request was sent to.
     """
 
     def __init__(
@@ -226,7 +223,10 @@ class XState:
         user_id: str = "1700000000000000001",
         username: str = "chirpbase_bot",
         name: str = "Chirpbase Bot",
-        public_base_url: str = "https://api.twitter.com",
+        access_tier: str = "pay_per_use",
+        spec: Literal["v2.166", "v2.167"] = "v2.166",
+        problem_base: str = "https://api.twitter.com/2/problems",
+        credits_usd: float | None = None,
         timestamp_window_secs: float = 300.0,
         media_expires_after_secs: int = 86400,
         rate_limits: Mapping[str, RateLimitRule] | None = None,
@@ -246,7 +246,9 @@ class XState:
         self.access_token = access_token or f"{user_id}-{secrets.token_hex(12)}"
         self.access_token_secret = access_token_secret
         self.bearer_token = bearer_token
-        self.public_base_url = public_base_url.rstrip("/")
+        self.access_tier = access_tier
+        self.spec = spec
+        self.problem_base = problem_base.rstrip("/")
         self.timestamp_window_secs = timestamp_window_secs
         self.media_expires_after_secs = media_expires_after_secs
         self.project_id = project_id
@@ -276,9 +278,15 @@ class XState:
         self.posts_created = 0
         self.posts_read = 0
         self.daily_reads: Counter[str] = Counter()
-        self.rate_rules: dict[str, RateLimitRule] = dict(DEFAULT_RATE_LIMITS)
+        # X's published limits (sandbox/x_api/limits.py); imported here, that module uses ours
+        from sandbox.x_api.billing import Billing
+        from sandbox.x_api.limits import PUBLISHED_15_MIN, DayLimits
+
+        self.rate_rules: dict[str, RateLimitRule] = dict(PUBLISHED_15_MIN)
         if rate_limits:
             self.rate_rules.update(rate_limits)
+        self.day_limits = DayLimits(self.now)
+        self.billing = Billing(clock=self.now, credits_usd=credits_usd)
         self._windows: dict[str, RateWindow] = {}
         self._faults = _Faults()
         self._nonces: dict[str, float] = {}
@@ -400,6 +408,8 @@ class XState:
         in_reply_to: str | None = None,
         media_keys: list[str] | None = None,
         created_at: datetime | None = None,
+        quote_of: str | None = None,
+        made_with_ai: bool = False,
     ) -> Tweet:
         """Store a tweet as X would (no validation: the HTTP handler validates): its text
         rewritten (t.co links, media link, entities; sandbox/x_api/rewriting.py), on its
@@ -416,6 +426,9 @@ class XState:
                 media_keys=media_keys,
             )
             text, urls = stored.text, stored.urls
+            refs = [{"type": "replied_to", "id": parent.id}] if parent else []
+            if quote_of is not None:
+                refs.append({"type": "quoted", "id": quote_of})
             note_text: str | None = None
             note_urls: list[dict[str, Any]] = []
             if tweet_length(source_text) > MAX_LENGTH:  # a long post: X keeps the whole note
@@ -431,8 +444,9 @@ class XState:
                 created_at=created,
                 conversation_id=parent.conversation_id if parent else tweet_id,
                 in_reply_to_user_id=parent.author_id if parent else None,
-                referenced_tweets=[{"type": "replied_to", "id": parent.id}] if parent else [],
+                referenced_tweets=refs,
                 media_keys=list(media_keys or []),
+                made_with_ai=made_with_ai,
                 mentioned_user_ids=self._mentioned(note_text or text),
                 mentions=self._mention_entities(text),
                 note_text=note_text,
@@ -476,6 +490,27 @@ class XState:
     def add_reply(self, author: str, to_tweet_id: str, text: str | None = None) -> Tweet:
         """A reply from ``author`` to one of our tweets (shortcut for :meth:`add_mention`)."""
         return self.add_mention(author, text, in_reply_to=to_tweet_id)
+
+    def add_post(self, author: str, text: str, *, quote_of: str | None = None) -> Tweet:
+        """A post by ``author`` that does not mention our account (unless its text does);
+        with ``quote_of``, a quote of that post."""
+        with self._lock:
+            user = self.find_user(author)
+            if user is None:
+                raise KeyError(f"unknown user {author!r}; add_user() first")
+            return self.create_tweet(user.id, text, quote_of=quote_of)
+
+    def summoned_by(self, tweet: Tweet) -> bool:
+        """Whether ``tweet`` summoned our account: it is ours, mentions us or quotes one of our
+        posts (sandbox/x_api/access.py)."""
+        from sandbox.x_api.access import summoned
+
+        with self._lock:
+            quoted = [r["id"] for r in tweet.referenced_tweets if r.get("type") == "quoted"]
+            mine = {t.id for t in self.tweets.values() if t.author_id == self.me.id}
+            return summoned(
+                tweet.author_id, tweet.mentioned_user_ids, quoted, me=self.me.id, my_posts=mine
+            )
 
     def advance_metrics(self, tweet_id: str, **deltas: int) -> dict[str, int]:
         """Add to a tweet's counters (``like_count=3, impression_count=100, ...``)."""
@@ -783,6 +818,8 @@ class XState:
                 ],
                 "likes": [vars(like) for like in self.likes],
                 "request_counts": self.request_counts(),
+                "access_tier": self.access_tier,
+                "billing": self.billing.snapshot(),
                 "usage": {
                     "posts_created": self.posts_created,
                     "posts_read": self.posts_read,

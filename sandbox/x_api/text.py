@@ -312,6 +312,11 @@ def has_invalid_characters(text: str) -> bool:
     return any(char in "\ufffe\ufeff\uffff" for char in text)
 
 
+def contains_url(text: str) -> bool:
+    """Whether X would link something in ``text`` (what makes a post cost the URL price)."""
+    return bool(url_spans(unicodedata.normalize("NFC", text)))
+
+
 def is_blank(text: str) -> bool:
     """Empty or whitespace only: X refuses such a post (nothing to show).
 

@@ -644,13 +644,13 @@ def chaos_db(ensure_up: PrivateCluster) -> str:
 
 def _configure(db: Db, plan: Plan) -> int:
     cap = plan.posts + plan.generated  # exactly what must be posted: no slack for a leak
-    db(
+    db(  # likes exist only on Enterprise access: the stand-in is set the same (make_x_state)
         "update public.configs set value = value || %s where key = 'quotas'",
-        (Jsonb({"monthly_post_cap": cap}),),
+        (Jsonb({"monthly_post_cap": cap, "plan": "enterprise"}),),
     )
     db(
         "update public.configs set value = value || %s where key = 'engagement'",
-        (Jsonb({"daily_like_cap": 100000}),),
+        (Jsonb({"daily_like_cap": 100000, "auto_like": True}),),
     )
     # The stand-in's default text echoes the prompt: near-duplicate checks would refuse it.
     db(
@@ -667,7 +667,7 @@ def test_chaos(ensure_up: PrivateCluster, chaos_db: str) -> None:
     rules = {ep: GENEROUS for ep in (CREATE_TWEET, LIKE, MENTIONS, LOOKUP, USER_TWEETS)}
     sandbox = ThreadedSandbox(
         cluster.admin_dsn(chaos_db),
-        x=make_x_state(rate_limits=rules),
+        x=make_x_state(rate_limits=rules, access_tier="enterprise"),
         openai=make_openai_state(hang_seconds=5.0),  # its "timeout" fault: a 5 s stall
     )
     plan = Plan.for_jobs(JOBS, waves=max(6, round(CHAOS_S / 6)))

@@ -44,11 +44,11 @@ def test_config_set_refuses_invalid_values_with_the_pydantic_message(
     cli: Cli, conn: psycopg.Connection
 ) -> None:
     before = stored(conn, "quotas")
-    run = cli("config", "set", "quotas", '{"plan": "enterprise"}')
+    run = cli("config", "set", "quotas", '{"plan": "gold"}')
     assert run.code == EXIT_USAGE, run
     assert (
-        "invalid quotas config: plan: Input should be 'free', 'basic', 'pro' or 'pay_per_use'"
-        in run.err
+        "invalid quotas config: plan: Input should be 'pay_per_use', 'basic', 'pro', "
+        "'enterprise' or 'free'" in run.err
     )
     run = cli("config", "set", "schedule", '{"generate_cron": "daily"}', "--merge")
     assert run.code == EXIT_USAGE, run

@@ -216,3 +216,37 @@ def test_parse_when(text: str, expected: datetime) -> None:
 def test_parse_when_refuses(text: str) -> None:
     with pytest.raises(Refused):
         parse_when(text, NOW)
+
+
+def test_schedule_shows_what_x_bills_a_post_with_a_url(cli: Cli, conn: psycopg.Connection) -> None:
+    plain = cli("schedule", "no link in this one", "--json").json()
+    assert (plain["operation"], plain["price_usd"]) == ("post", 0.015)
+    linked = cli("schedule", "the notes: example.com/notes")
+    assert linked.code == 0, linked
+    assert "X bills $0.200 (post_with_url)" in linked.out
+    assert "it contains a URL" in linked.out
+    conn.execute(
+        "update public.configs set value = jsonb_set(value, '{x,post_with_url}', '0.3')"
+        " where key = 'pricing'"
+    )
+    again = cli("schedule", "https://chirpbase.dev is live", "--json").json()
+    assert (again["operation"], again["price_usd"]) == ("post_with_url", 0.3)
+
+
+def test_schedule_a_reply_only_to_a_post_that_summoned_the_account(
+    cli: Cli, conn: psycopg.Connection
+) -> None:
+    conn.execute(
+        "insert into public.replies (reply_id, author_id, content) values ('4242', 'u1', 'hi bot')"
+    )
+    reply = cli("schedule", "hello back", "--reply-to", "4242", "--json")
+    assert reply.code == 0, reply
+    data = reply.json()
+    assert (data["in_reply_to_tweet_id"], data["operation"], data["price_usd"]) == (
+        "4242",
+        "reply_summoned",
+        0.01,
+    )
+    refused = cli("schedule", "unsolicited", "--reply-to", "777")
+    assert refused.code == EXIT_USAGE, refused
+    assert "only to a post that summoned the account" in refused.err

@@ -84,8 +84,17 @@ def test_status_json_on_a_fresh_database(cli: Cli) -> None:
     snap = run.json()
     assert snap["queue"] == {} and snap["upcoming"] == [] and snap["recent"] == []
     assert snap["alerts"] == [] and snap["worker"] is None
-    assert {q["resource"] for q in snap["quota"]} == {"posts", "reads", "openai_usd"}
+    assert {q["resource"] for q in snap["quota"]} == {"posts", "reads", "openai_usd", "spend_usd"}
     assert snap["budget"]["spent_usd"] == 0
+    assert snap["budget"]["budget_usd"] == 50 and snap["budget"]["cycle_ends"]
+    access = snap["access"]
+    assert access["tier"] == "pay_per_use"
+    available = {c["capability"]: c["available"] for c in access["capabilities"]}
+    assert available == {
+        "posts": True, "media": True, "reads": True, "summoned_replies": True,
+        "unsummoned_replies": False, "likes": False, "quotes": False,
+    }  # fmt: skip
+    assert snap["spend_by_operation"] == [] and snap["stats_read"] is None
 
 
 def test_status_json_with_data_and_health(
@@ -136,6 +145,54 @@ def test_status_tables(cli: Cli, conn: psycopg.Connection, health_url: str) -> N
         "worker health: ok",
         "worker-test-1",
         "doorbell connected",
+    ):
+        assert text in run.out, text
+
+
+def test_status_shows_spend_by_operation_the_projection_and_the_stats_read(
+    cli: Cli, conn: psycopg.Connection
+) -> None:
+    conn.execute(
+        "update public.configs set value = value || %s where key = 'quotas'",
+        (Jsonb({"monthly_budget_usd": 0.5}),),
+    )
+    conn.execute("select public.record_x_usage('tweets', 'post_with_url', posts => 1)")
+    conn.execute(
+        "select public.record_x_usage('mentions', 'owned_read', resource_kind => 'post',"
+        " resource_ids => array['1', '2', '3'])"
+    )
+    enqueue(conn, "collect_stats")
+    conn.execute(
+        "update public.jobs set status = 'succeeded', finished_at = now(), result = %s"
+        " where kind = 'collect_stats'",
+        (
+            Jsonb(
+                {
+                    "source": "owned_timeline",
+                    "estimated_usd": {"owned_timeline": 0.02, "lookup": 0.1},
+                    "tweets": 20,
+                }
+            ),
+        ),
+    )
+    conn.execute("select public.pause_x_capability('likes', 'client-not-enrolled')")
+    snap = cli("status", "--json").json()
+    assert snap["budget"]["spent_usd"] == pytest.approx(0.203)
+    assert snap["budget"]["budget_percent"] == pytest.approx(40.6)
+    by_op = {(r["endpoint"], r["operation"]): r["cost_usd"] for r in snap["spend_by_operation"]}
+    assert by_op == {("tweets", "post_with_url"): 0.2, ("mentions", "owned_read"): 0.003}
+    assert snap["stats_read"]["source"] == "owned_timeline"
+    run = cli("status")
+    assert run.code == 0, run
+    for text in (
+        "Spend by operation",
+        "post_with_url",
+        "$0.200",
+        "X access tier pay_per_use",
+        "✗ likes",
+        "only on enterprise",
+        "stats read via owned timeline",
+        "budget $0.50",
     ):
         assert text in run.out, text
 

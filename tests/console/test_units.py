@@ -78,7 +78,7 @@ def test_login_limiter_per_client_and_overall() -> None:
 
 
 def test_like_outcomes_say_why() -> None:
-    on = Engagement()
+    on = Engagement(auto_like=True)  # off unless asked: X's guidelines forbid offering it
     assert like_outcome({"liked": True}, on) == ("liked", "liked on X")
     skipped = {"like_status": "succeeded", "like_result": {"skipped": "author in skip_authors"}}
     assert like_outcome(skipped, on) == ("skipped", "author in skip_authors")
@@ -88,8 +88,12 @@ def test_like_outcomes_say_why() -> None:
     assert like_outcome({"own": True}, on) == ("skipped", "the account's own post")
     off = Engagement(auto_like=False)
     assert like_outcome({}, off) == ("skipped", "auto-like is off")
-    mentions_off = Engagement(like_mentions=False)
+    mentions_off = Engagement(auto_like=True, like_mentions=False)
     assert like_outcome({"to_our_tweet": False}, mentions_off)[1].startswith("a plain mention")
+    # Off Enterprise access X has no likes at all: said before anything else.
+    notice = "likes are not available on X access tier pay_per_use since 2026-04-20"
+    assert like_outcome({}, on, likes_unavailable=notice) == ("skipped", notice)
+    assert like_outcome({"liked": True}, on, likes_unavailable=notice)[0] == "liked"
 
 
 def test_every_alert_kind_in_the_docs_has_a_fix() -> None:

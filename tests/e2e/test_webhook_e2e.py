@@ -20,6 +20,7 @@ import pytest
 from sandbox.stack import CREDENTIALS, SandboxStack
 from tests.waiting import wait_for
 from tests.webhook_server import serving_x_webhook, sign
+from tests.xaccess import use_enterprise
 from worker.runtime.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def _v1_tweet(
 async def test_pushed_reply_is_liked_within_moments(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
+    use_enterprise(stack.x, conn)  # likes exist only on Enterprise access
     bot = stack.x.me.id
     conn.execute("update public.x_account set user_id = %s where id = 1", (bot,))
     ours = stack.x.create_tweet(bot, "A tweet people will reply to")

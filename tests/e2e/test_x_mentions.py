@@ -14,9 +14,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from sandbox.stack import SandboxStack
-from sandbox.x_api import LIKE, MENTIONS
+from sandbox.x_api import LIKE, MENTIONS, USERS_LOOKUP
 from tests.waiting import wait_for
 from tests.workers import running as run_worker
+from tests.xaccess import use_enterprise
 from worker.runtime.worker import Worker
 
 KINDS = ["poll_mentions", "like_reply"]
@@ -59,6 +60,7 @@ def since_id(conn: psycopg.Connection) -> str | None:
 async def test_reply_is_ingested_once_and_liked_once_even_when_polled_twice(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
+    use_enterprise(stack.x, conn)  # likes exist only on Enterprise access
     conn.execute(
         "update public.configs set value = value || '{\"like_mentions\": false}'"
         " where key = 'engagement'"
@@ -101,7 +103,13 @@ async def test_reply_is_ingested_once_and_liked_once_even_when_polled_twice(
         assert set(stored) == {reply.id, mention.id, long_post.id}  # each once
         assert stored[reply.id]["original_tweet_id"] == ours.id
         assert stored[reply.id]["content"] == reply.text
+        # No author expansion (a User: Read for every author of every poll): the authors nobody
+        # had named were looked up once, together.
+        assert stored[reply.id]["author_id"] == alice.id
         assert stored[reply.id]["author_username"] == "alice_dev"
+        assert stored[mention.id]["author_username"] == "bob_builds"
+        assert stack.x.request_count(USERS_LOOKUP) == 1
+        assert polls[0]["result"]["authors_looked_up"] == 2
         assert stored[reply.id]["conversation_id"] == ours.id
         assert stored[mention.id]["original_tweet_id"] is None
         assert stored[long_post.id]["content"] == long_text  # the note's full text
@@ -129,6 +137,12 @@ async def test_reply_is_ingested_once_and_liked_once_even_when_polled_twice(
 
     assert stack.x.request_count(MENTIONS) == 3
     assert stack.x.request_count(LIKE) == 2
+    # bob was named already: the later reply got his username without asking X again.
+    assert stack.x.request_count(USERS_LOOKUP) == 1
+    later_row = rows(
+        conn, "select author_username from public.replies where reply_id = %s", later.id
+    )
+    assert later_row == [{"author_username": "bob_builds"}]
     assert len(rows(conn, "select 1 from public.replies")) == 4
     usage = rows(conn, "select * from public.api_usage where endpoint = 'mentions'")
     assert usage[0]["calls"] == 3 and usage[0]["reads"] == 4

@@ -1,7 +1,10 @@
 """Stats collection through a real Worker, real tweepy, the X stand-in and a real Postgres.
 
-250 tweets cost exactly 3 lookup requests (100 ids each); every collection writes one stats row
-per tweet and refreshes tweets.engagement with the latest numbers.
+250 tweets cost exactly 3 requests, whichever read is cheaper: 3 pages of the account's own
+timeline (owned reads, $0.001 a post) at X's published prices, or 3 lookups of 100 ids ($0.005 a
+post) when the pricing row makes those cheaper. Every collection writes one stats row per tweet
+and refreshes tweets.engagement; the second collection of the day costs nothing, since X bills a
+post once per UTC day, and chirpbase's recorded price is what the stand-in billed.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import contextlib
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from sandbox.stack import SandboxStack
-from sandbox.x_api import LOOKUP
+from sandbox.x_api import LOOKUP, USER_TWEETS
 from tests.waiting import wait_for
 from tests.workers import running as run_worker
 from worker.runtime.worker import Worker
@@ -45,9 +50,29 @@ async def collect(conn: psycopg.Connection) -> dict[str, Any]:
     return rows(conn, "select * from public.jobs where id = %s", job_id)[0]
 
 
-async def test_stats_for_250_tweets_take_three_lookups_per_collection(
-    stack: SandboxStack, conn: psycopg.Connection, dsn: str
+@pytest.mark.parametrize(
+    ("owned_read", "source", "endpoint", "usage_row", "unit_price"),
+    [
+        (None, "owned_timeline", USER_TWEETS, "users_tweets", 0.001),
+        (0.01, "lookup", LOOKUP, "tweets_lookup", 0.005),
+    ],
+)
+async def test_stats_for_250_tweets_take_three_requests_of_the_cheaper_read(
+    stack: SandboxStack,
+    conn: psycopg.Connection,
+    dsn: str,
+    owned_read: float | None,
+    source: str,
+    endpoint: str,
+    usage_row: str,
+    unit_price: float,
 ) -> None:
+    if owned_read is not None:
+        conn.execute(
+            "update public.configs set value = jsonb_set(value, '{x,owned_read}', %s)"
+            " where key = 'pricing'",
+            (Jsonb(owned_read),),
+        )
     me = stack.x.me.id
     ids = []
     for i in range(N):
@@ -76,8 +101,12 @@ async def test_stats_for_250_tweets_take_three_lookups_per_collection(
 
     async with running(stack, dsn):
         job = await collect(conn)
-        assert job["result"]["tweets"] == N and job["result"]["requests"] == 3
-        assert stack.x.request_count(LOOKUP) == 3
+        assert job["result"]["tweets"] == N and job["result"]["source"] == source
+        estimated = job["result"]["estimated_usd"]
+        assert estimated["lookup"] == pytest.approx(N * 0.005)
+        assert estimated["owned_timeline"] == pytest.approx(N * (owned_read or 0.001))
+        assert stack.x.request_count(endpoint) == 3
+        assert stack.x.request_count(LOOKUP) + stack.x.request_count(USER_TWEETS) == 3
 
         stats = rows(conn, "select * from public.stats")
         assert len(stats) == N and len({s["tweet_id"] for s in stats}) == N
@@ -104,7 +133,8 @@ async def test_stats_for_250_tweets_take_three_lookups_per_collection(
         job = await collect(conn)
         assert job["result"]["tweets"] == N
 
-    assert stack.x.request_count(LOOKUP) == 6  # 3 per collection, never more
+    assert stack.x.request_count(endpoint) == 6  # 3 per collection, never more
+    assert stack.x.request_count(LOOKUP) + stack.x.request_count(USER_TWEETS) == 6
     counts = rows(
         conn,
         "select tweet_id, count(*) as n, count(distinct collected_at) as c"
@@ -120,5 +150,18 @@ async def test_stats_for_250_tweets_take_three_lookups_per_collection(
     engagement = {r["tweet_id"]: r["engagement"] for r in rows(conn, "select * from public.tweets")}
     assert engagement[ids[42]]["likes"] == 47 and engagement[ids[42]]["impressions"] == 5200
     assert all(engagement[t]["collected_at"] for t in ids)
-    usage = rows(conn, "select * from public.api_usage where endpoint = 'tweets_lookup'")[0]
+    usage = rows(conn, "select * from public.api_usage where endpoint = %s", usage_row)[0]
     assert (usage["calls"], usage["reads"]) == (6, 2 * N)
+    # Billed once per post per UTC day: the second collection of the day was free.
+    assert usage["units"] == N
+    assert float(usage["estimated_cost_usd"]) == pytest.approx(N * unit_price)
+    # What chirpbase recorded for X is what the stand-in billed (the timeline needs the
+    # account's id, read once from GET /2/users/me: a User: Read on both sides).
+    recorded = rows(
+        conn,
+        "select sum(estimated_cost_usd)::float8 as usd from public.api_usage"
+        " where endpoint not like 'openai:%%'",
+    )[0]["usd"]
+    assert recorded == pytest.approx(stack.x.billing.spent_usd)
+    me_read = 0.010 if source == "owned_timeline" else None
+    assert stack.x.billing.by_operation().get("user_read") == pytest.approx(me_read)

@@ -161,6 +161,18 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
     assert sorted(s["event_type"] for s in status["webhook"]["subscriptions"]) == EVENTS
     assert status["costs"]["polls_per_day"] == 1440  # the default schedule: every minute
     assert status["volume"]["by_webhook_30d"] == 2
+    # The prices come from the `pricing` row: an operator's edit changes the comparison.
+    assert status["costs"]["prices_usd"] == {
+        "activity_event": 0.005,
+        "owned_read": 0.001,
+        "post_read": 0.005,
+    }
+    env.conn.execute(
+        "update public.configs set value = jsonb_set(value, '{x,activity_event}', '0.0005')"
+        " where key = 'pricing'"
+    )
+    code, out, _ = await env.cli("webhook", "status", "--json")
+    assert json.loads(out)["costs"]["prices_usd"]["activity_event"] == 0.0005
 
 
 async def test_register_twice_creates_nothing_twice_and_remove_undoes_it(env: Env) -> None:

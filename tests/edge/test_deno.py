@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from tests.webhook_server import serve_x_webhook, sign
+from tests.xaccess import enable_likes, set_access_tier
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "supabase" / "functions"
@@ -108,6 +109,8 @@ def test_served_function_turns_a_signed_delivery_into_a_reply_and_a_like_job(
     mention = next(v for v in vectors["vectors"] if v["name"] == "plain_mention")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("update public.x_account set user_id = %s where id = 1", (bot,))
+        set_access_tier(conn, "enterprise")  # likes exist only on Enterprise access...
+        enable_likes(conn)  # ... and only when asked for
 
         status, crc = _request(f"{served_function}/?crc_token=abc123")
         assert status == 200

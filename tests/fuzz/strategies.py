@@ -7,6 +7,7 @@ purpose so the tests can check the refusal is clean.
 
 from __future__ import annotations
 
+import datetime
 import json
 import types
 import typing
@@ -256,6 +257,21 @@ def typed_value(annotation: Any, name: str, info: FieldInfo) -> st.SearchStrateg
         return st.lists(st.one_of(st.text(CHARS, max_size=10), json_scalars), max_size=30)
     if "Url" in getattr(annotation, "__name__", ""):
         return urls
+    if annotation is datetime.date:
+        return st.one_of(
+            st.dates().map(str),
+            st.sampled_from(["2026-04-20", "2026-02-30", "yesterday", "20260420", "", "2026-4-2"]),
+        )
+    if origin is dict:
+        return st.dictionaries(
+            st.one_of(
+                st.sampled_from(["gpt-5.4-mini", "gpt-image-1.5"]), st.text(CHARS, max_size=8)
+            ),
+            st.one_of(typed_value(args[1], name, info), json_scalars),
+            max_size=3,
+        )
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return model_documents(annotation)  # a nested document (configs.pricing.x, .openai)
     raise AssertionError(f"no strategy for {name}: {annotation!r}")
 
 

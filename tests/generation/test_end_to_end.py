@@ -40,6 +40,8 @@ async def test_topic_row_is_generated_and_posted_with_its_image(
     assert tweet.source_text == TEXT and row["tweet_id"] == tweet.id
     # X stores it with a t.co link to the image appended.
     assert tweet.text.startswith(TEXT + " https://t.co/") and tweet.urls[-1]["media_key"]
+    # The image was drawn by OpenAI: X was told (made_with_ai, configs.generation.made_with_ai).
+    assert tweet.made_with_ai is True
     # The image X received is the one in the bucket, with the alt text written with the tweet.
     [media_key] = tweet.media_keys
     [media] = [m for m in stack.x.media.values() if m.media_key == media_key]
@@ -57,6 +59,15 @@ async def test_topic_row_is_generated_and_posted_with_its_image(
     [generate] = jobs_for(conn, row_id, "generate_tweet")
     [post] = jobs_for(conn, row_id, "post_tweet")
     assert generate["status"] == post["status"] == "succeeded"
+    # Every call is priced: the post and its alt text on X, the drafts and the image on OpenAI.
+    priced = dict(
+        conn.execute(
+            "select endpoint || ':' || operation, estimated_cost_usd::float8 from public.api_usage"
+        ).fetchall()
+    )
+    assert priced["tweets:post"] == pytest.approx(0.015)
+    assert priced["media_metadata:media_metadata"] == pytest.approx(0.005)
+    assert priced["openai:images:image"] > 0 and priced["openai:chat:text"] > 0
 
 
 async def test_approval_end_to_end(stack: SandboxStack, conn: psycopg.Connection, dsn: str) -> None:

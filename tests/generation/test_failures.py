@@ -81,12 +81,18 @@ async def test_persistent_rate_limit_retries_the_job_later(
     assert row["error"].startswith("will retry: OpenAI chat.completions failed with HTTP 429")
     # No reservation is kept for calls that were never billed... and the image's was refunded
     # or charged at its real cost, never both.
-    spent = conn.execute("select coalesce(sum(used), 0)::float8 from public.quota_usage").fetchone()
     recorded = conn.execute(
         "select coalesce(sum(estimated_cost_usd), 0)::float8 from public.api_usage"
     ).fetchone()
-    assert spent is not None and recorded is not None
-    assert abs(spent[0] - recorded[0]) < 1e-5
+    assert recorded is not None
+    # ...in the OpenAI budget and in the overall one (quotas.monthly_budget_usd) alike.
+    for resource in ("openai_usd", "spend_usd"):
+        spent = conn.execute(
+            "select coalesce(sum(used), 0)::float8 from public.quota_usage where resource = %s",
+            (resource,),
+        ).fetchone()
+        assert spent is not None
+        assert abs(spent[0] - recorded[0]) < 1e-5, resource
 
 
 async def test_last_attempt_fails_the_row(

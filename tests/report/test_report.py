@@ -44,6 +44,11 @@ def test_report_on_known_data(conn: psycopg.Connection, dsn: str, tmp_path: Path
     import json
 
     seeded = seed_known_pattern(conn)
+    conn.execute("select public.record_x_usage('tweets', 'post_with_url', posts => 1)")
+    conn.execute(
+        "select public.record_api_usage(endpoint => 'openai:chat', operation => 'text',"
+        " estimated_cost_usd => 0.05)"
+    )
     code, out, err = report(dsn, tmp_path, "--json")
     assert code == 0, (out, err)
     payload = json.loads(out)
@@ -112,6 +117,12 @@ def test_report_on_known_data(conn: psycopg.Connection, dsn: str, tmp_path: Path
 
     assert set(payload["files"]) >= {"html", "tweets_csv", "daily_csv", "summary_json"}
     assert json.loads((tmp_path / "summary.json").read_text())["best_hour"] == 14
+    # Spend so far this billing cycle, as status and /health show it.
+    spend = s["spend"]
+    assert (spend["x_usd"], spend["openai_usd"], spend["spent_usd"]) == (0.2, 0.05, 0.25)
+    assert spend["budget_usd"] == 50 and spend["cycle_ends"]
+    page = (tmp_path / "report.html").read_text()
+    assert "Spend (billing cycle)" in page and "$0.25" in page
 
 
 def test_report_human_output_lists_the_files(

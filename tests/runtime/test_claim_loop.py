@@ -174,3 +174,23 @@ async def test_health_reports_spend_and_projected_monthly_cost(
         assert abs(cost["projected_month_usd"] - 0.7 / elapsed) < 0.02
     else:  # the first hours of a month: no projection yet
         assert cost["projected_month_usd"] is None
+    # ... against the budget (quotas.monthly_budget_usd, $50 by default), to the cycle's end.
+    assert (cost["budget_usd"], cost["budget_percent"]) == (50, 1.4)
+    assert cost["cycle_ends"].startswith(end.date().isoformat())
+
+
+async def test_health_follows_x_billing_cycle_once_x_reported_it(
+    conn: psycopg.Connection, dsn: str
+) -> None:
+    """With X's cap_reset_day known, the cycle (and its projection) runs from that day."""
+    today = datetime.now(UTC)
+    day = today.day - 1 if today.day > 1 else 28
+    conn.execute("select public.set_cap_reset_day(%s)", (day,))
+    conn.execute("select public.record_api_usage('tweets', 1, 1, 0, estimated_cost_usd => 1.0)")
+    async with running(Worker(make_settings(dsn), kinds=["noop"])) as worker:
+        cost = await wait_for(
+            lambda: worker.health()[1]["cost"].get("spent_usd") and worker.health()[1]["cost"]
+        )
+    starts = conn.execute("select public.current_month()").fetchone()
+    assert starts is not None and cost["month"] == starts[0].isoformat()
+    assert starts[0].day == day and cost["spent_usd"] == 1.0

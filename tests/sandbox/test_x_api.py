@@ -26,7 +26,7 @@ from sandbox.x_api import (
     create_app,
 )
 from sandbox.x_api.text import tweet_length
-from worker.clients.x import PUBLIC_BASE_URL, RewritingAdapter
+from worker.clients.x import PUBLIC_BASE_URL, x_session
 from worker.content.tweet_text import weighted_length
 
 T = TypeVar("T")
@@ -44,9 +44,9 @@ class Server:
         self.url = url
 
     def session(self, *, consumer_secret: str | None = None) -> tuple[requests.Session, OAuth1]:
-        """A requests session reaching the stand-in for https://api.twitter.com URLs."""
-        session = requests.Session()
-        session.mount(PUBLIC_BASE_URL, RewritingAdapter(self.url, timeout=5.0))
+        """A requests session reaching the stand-in for https://api.twitter.com URLs (sent, and
+        so signed, to the stand-in's own URL)."""
+        session: requests.Session = x_session(self.url, timeout=5.0)
         auth = OAuth1(
             self.state.consumer_key,
             consumer_secret or self.state.consumer_secret,
@@ -66,7 +66,7 @@ class Server:
             **overrides,
         }
         client = tweepy.Client(**kwargs)
-        client.session.mount(PUBLIC_BASE_URL, RewritingAdapter(self.url, timeout=5.0))
+        client.session = x_session(self.url, timeout=5.0)
         return client
 
 
@@ -161,18 +161,24 @@ async def test_form_body_is_signed_json_body_is_not(server: Server) -> None:
     assert created.status_code == 201
 
 
-async def test_public_base_url_is_what_must_be_signed(server: Server) -> None:
+async def test_signature_must_cover_the_url_requested(server: Server) -> None:
+    """The stand-in checks the signature against the URL the request was sent to (RFC 5849
+    section 3.4.1.2): signed for the loopback URL and sent there, accepted; signed for
+    https://api.twitter.com and then sent elsewhere (what an adapter that rewrites after
+    signing does), refused with 401 as X refuses it."""
     session = requests.Session()
     state = server.state
     auth = OAuth1(
         state.consumer_key, state.consumer_secret, state.access_token, state.access_token_secret
     )
-    # signed for the loopback URL instead of https://api.twitter.com: refused
-    response = await call(session.get, f"{server.url}/2/users/me", auth=auth)
-    assert response.status_code == 401
-    state.public_base_url = server.url
     response = await call(session.get, f"{server.url}/2/users/me", auth=auth)
     assert response.status_code == 200
+    signed_elsewhere = session.prepare_request(
+        requests.Request("GET", f"{API}/2/users/me", auth=auth)
+    )
+    signed_elsewhere.url = f"{server.url}/2/users/me"
+    response = await call(session.send, signed_elsewhere)
+    assert response.status_code == 401
 
 
 async def test_bearer_token_where_x_allows_it(server: Server) -> None:
@@ -284,6 +290,7 @@ async def test_delete_tweet(server: Server) -> None:
 
 async def test_like_is_idempotent_and_recorded(server: Server) -> None:
     state = server.state
+    state.access_tier = "enterprise"  # likes are Enterprise-only since 2026-04-20
     alice = state.add_user("alice")
     tweet = state.add_mention(alice.username, "hello bot")
     client = server.tweepy()

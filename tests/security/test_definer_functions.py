@@ -70,6 +70,14 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     conn: psycopg.Connection, admin_dsn: str
 ) -> None:
     _plant_traps(conn, admin_dsn)
+    # The like path runs too: Enterprise access, auto_like on (set before the path is hijacked).
+    conn.execute(
+        "update public.configs set value = value || '{\"plan\": \"enterprise\"}' where key = 'quotas'"
+    )
+    conn.execute(
+        "update public.configs set value = value || '{\"auto_like\": true}'"
+        " where key = 'engagement'"
+    )
     conn.execute("set search_path = evil, pg_catalog, public")
     # Control: outside chirpbase's functions the traps do fire.
     conn.execute("select now(), 'a' = 'a', length('x')")
@@ -139,8 +147,27 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     assert scalar(conn, "select public.consume_quota('posts', 1)") is True
     scalar(conn, "select public.refund_quota('posts', 1)")
     scalar(conn, "select public.record_api_usage('trap', 1, 1)")
-    assert scalar(conn, "select public.config_value('quotas') ->> 'plan'") == "pay_per_use"
-    assert len(conn.execute("select * from public.quota_caps()").fetchall()) == 3
+    assert scalar(conn, "select public.config_value('quotas') ->> 'plan'") == "enterprise"
+    assert len(conn.execute("select * from public.quota_caps()").fetchall()) == 4
+    # X access, prices, the budget and the billing cycle.
+    assert scalar(conn, "select public.x_access_tier()") == "enterprise"
+    assert scalar(conn, "select public.x_tier_allows('likes')") is True
+    assert scalar(conn, "select public.x_capability_available('quotes')") is True
+    scalar(conn, "select public.x_capability_notice('likes')")
+    assert scalar(conn, "select public.x_summoned_by('777')") is False
+    scalar(conn, "select public.x_price('post')")
+    scalar(conn, "select public.record_x_usage('trap', 'post_read', resource_kind => 'post',"
+                 " resource_ids => array['1', '2'])")  # fmt: skip
+    assert scalar(conn, "select public.reserve_usd('spend_usd', 0.01)") is True
+    scalar(conn, "select public.settle_usd('spend_usd', 0.01, 0.02)")
+    assert scalar(conn, "select public.consume_quota_upto('reads', 50, 5)") == 50
+    scalar(conn, "select public.billing_cycle_start()")
+    conn.execute("select * from public.billing_cycle()").fetchall()
+    scalar(conn, "select public.set_cap_reset_day(3)")
+    scalar(conn, "select public.enqueue_periodic_job('noop', 'trap', 0, 1)")
+    [to_skip] = claim(conn, "w4")
+    assert scalar(conn, "select public.skip_job(%s, 'w4', 'trap')", (to_skip["id"],)) is True
+    assert scalar(conn, "select public.pause_x_capability('quotes', 'trap')") is True
     conn.execute("select * from public.evaluate_alerts()").fetchall()
     scalar(conn, "select public.sync_schedules()")
     assert scalar(conn, "select public.tweet_length_at_least('hi https://x.com \u6f22')") == 29
@@ -157,6 +184,10 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     conn.execute("select * from public.edit_scheduled_tweet(%s, ' edited ')", (draft,))
     conn.execute("select * from public.reschedule_scheduled_tweet(%s, pg_catalog.now())", (draft,))
     conn.execute("insert into public.replies (reply_id, author_id) values ('777', '42')")
+    conn.execute(
+        "insert into public.scheduled_tweets (content, in_reply_to_tweet_id, quote_tweet_id)"
+        " values ('a reply with a link: example.com', '777', '778')"
+    )
     # (the test's own comparisons name pg_catalog's operator: only function bodies are on trial)
     conn.execute(
         'update public.configs set value = value || \'{"tone": "t"}\''

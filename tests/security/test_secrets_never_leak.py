@@ -40,6 +40,7 @@ from sandbox.stack import CREDENTIALS, SandboxStack, ThreadedSandbox
 from tests import pg
 from tests.processes import ROOT, WorkerProcess
 from tests.waiting import wait_for_sync
+from tests.xaccess import use_enterprise
 from worker.console.auth import hash_password
 
 pytestmark = pytest.mark.timeout(180)
@@ -182,6 +183,8 @@ def test_no_secret_reaches_any_output(
     forms = _secret_forms(database_url, password)
     captured: dict[str, str] = {}
 
+    # The like path too: likes exist only on Enterprise access.
+    sandbox.call(lambda: use_enterprise(stack.x, conn))
     with Webhook() as hook:
         conn.execute(
             "update public.configs set value = value || %s where key = 'alerts'",

@@ -293,7 +293,9 @@ def test_service_role_can_read_and_write(admin: psycopg.Connection) -> None:
         assert tweet is not None
         admin.execute("insert into public.replies (reply_id, author_id) values ('svc-1', 'u')")
         assert scalar(admin, "select count(*) from public.queue_depth") >= 1
-        assert scalar(admin, "select count(*) from public.quota_use") == 3
+        assert (
+            scalar(admin, "select count(*) from public.quota_use") == 4
+        )  # posts, reads, openai_usd, spend_usd
 
 
 # storage and realtime ---------------------------------------------------------------------------

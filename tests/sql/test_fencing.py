@@ -81,6 +81,14 @@ WRITES: dict[str, tuple[Write, Any, Any, str | None]] = {
         True,
         "queued",
     ),
+    "skip_job": (
+        lambda c, i, t: scalar(
+            c, "select public.skip_job(%s, 'w1', lease_token => %s, reason => 'late')", (i, t)
+        ),
+        False,
+        True,
+        "skipped",
+    ),
     "release_jobs": (
         lambda c, i, t: scalar(c, "select public.release_jobs('w1', %s, %s)", ([i], [t])),
         0,

@@ -30,8 +30,8 @@ def _caps(conn: psycopg.Connection) -> dict[str, Decimal | None]:
 
 
 def test_plan_presets_and_overrides(conn: psycopg.Connection) -> None:
-    # Default: pay-per-use, no cap on X calls; an OpenAI budget.
-    assert _caps(conn) == {"posts": None, "reads": None, "openai_usd": 20}
+    # Default: pay-per-use, no cap on X calls; an OpenAI budget and an overall one.
+    assert _caps(conn) == {"posts": None, "reads": None, "openai_usd": 20, "spend_usd": 50}
     assert all(_consume(conn) for _ in range(50))
     # The free plan's preset applies although the default config carries null overrides.
     set_config(conn, "quotas", {"plan": "free"})
@@ -39,12 +39,12 @@ def test_plan_presets_and_overrides(conn: psycopg.Connection) -> None:
         scalar(conn, "select value -> 'monthly_post_cap' from public.configs where key = 'quotas'")
         is None
     )
-    assert _caps(conn) == {"posts": 500, "reads": 100, "openai_usd": 20}
+    assert _caps(conn) == {"posts": 500, "reads": 100, "openai_usd": 20, "spend_usd": 50}
     set_config(conn, "quotas", {"plan": "basic"})
     assert _caps(conn)["posts"] == 3000
     # A numeric override wins over the preset.
     set_config(conn, "quotas", {"plan": "free", "monthly_post_cap": 10, "monthly_read_cap": 0})
-    assert _caps(conn) == {"posts": 10, "reads": 0, "openai_usd": 20}
+    assert _caps(conn) == {"posts": 10, "reads": 0, "openai_usd": 20, "spend_usd": 50}
     assert _consume(conn, "reads") is False
 
 
@@ -133,8 +133,8 @@ def test_a_refund_goes_back_to_the_month_it_was_reserved_in(conn: psycopg.Connec
         )
         == 2
     )
-    # A month is its first day; no month means this one.
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="first day of a month"):
+    # A month is its billing cycle's first day; no month means this one.
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="first day of a billing cycle"):
         conn.execute("select public.refund_quota('posts', 1, %s::date + 17)", (last_month,))
     conn.execute("select public.refund_quota('posts', 1)")
     assert _used(conn) == 0
@@ -149,6 +149,16 @@ def test_a_refund_goes_back_to_the_month_it_was_reserved_in(conn: psycopg.Connec
         (last_month, row),
     )
     assert scalar(conn, "select public.post_reservation_month(%s)", (row,)) == last_month.date()
+    # X's billing cycle may start mid-month (cap_reset_day): the reservation month follows it.
+    conn.execute("update public.x_account set cap_reset_day = 15")
+    conn.execute(
+        "update public.scheduled_tweets set post_started_at = '2026-11-14 23:59:59Z' where id = %s",
+        (row,),
+    )
+    assert str(scalar(conn, "select public.post_reservation_month(%s)", (row,))) == "2026-10-15"
+    conn.execute("select public.refund_quota('posts', 1, '2026-10-15'::date)")  # a cycle start
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="billing cycle"):
+        conn.execute("select public.refund_quota('posts', 1, '2026-10-01'::date)")
 
 
 def test_openai_budget_in_dollars(conn: psycopg.Connection) -> None:

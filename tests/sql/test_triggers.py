@@ -211,6 +211,13 @@ def _reply(conn: psycopg.Connection, reply_id: str, author: str = "u42", **kw: A
     conn.execute(f"insert into public.replies ({names}) values ({values})", cols)
 
 
+def _enterprise(conn: psycopg.Connection) -> None:
+    """Likes exist only on Enterprise access (since 2026-04-20) and only when asked for: the
+    like tests run there, with auto_like on."""
+    set_config(conn, "quotas", {"plan": "enterprise"})
+    set_config(conn, "engagement", {"auto_like": True})
+
+
 def _like_jobs(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
     return conn.execute(
         "select payload ->> 'reply_id', priority, dedupe_key from public.jobs"
@@ -219,6 +226,7 @@ def _like_jobs(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
 
 
 def test_reply_creates_a_like_job(conn: psycopg.Connection) -> None:
+    _enterprise(conn)
     _reply(conn, "r1")
     assert _like_jobs(conn) == [("r1", 10, "like_reply:r1")]
     # Re-ingesting the same reply (after a delete) never creates a second job.
@@ -236,6 +244,7 @@ def test_reply_creates_a_like_job(conn: psycopg.Connection) -> None:
 
 
 def test_no_like_job_when_auto_like_is_off(conn: psycopg.Connection) -> None:
+    _enterprise(conn)
     set_config(conn, "engagement", {"auto_like": False})
     _reply(conn, "r2")
     assert _like_jobs(conn) == []
@@ -245,6 +254,7 @@ def test_no_like_job_when_auto_like_is_off(conn: psycopg.Connection) -> None:
 
 
 def test_no_like_job_for_the_bots_own_replies(conn: psycopg.Connection) -> None:
+    _enterprise(conn)
     conn.execute("update public.x_account set user_id = 'bot-1', username = 'chirpbase'")
     _reply(conn, "r4", author="bot-1")
     _reply(conn, "r5", author="someone")
@@ -252,6 +262,7 @@ def test_no_like_job_for_the_bots_own_replies(conn: psycopg.Connection) -> None:
 
 
 def test_no_like_job_for_skipped_authors_or_already_liked(conn: psycopg.Connection) -> None:
+    _enterprise(conn)
     conn.execute(
         "update public.configs set value = jsonb_set(value, '{skip_authors}', %s)"
         " where key = 'engagement'",

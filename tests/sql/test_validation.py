@@ -198,7 +198,8 @@ def _patch(conn: psycopg.Connection, key: str, patch: dict) -> None:
         (
             "quotas",
             {"plan": "gold"},
-            'configs.quotas.plan must be one of free, basic, pro, pay_per_use, got "gold"',
+            "configs.quotas.plan must be the X access tier: pay_per_use, basic, pro or "
+            'enterprise, got "gold"',
         ),
         ("quotas", {"alert_threshold": 1.5}, "configs.quotas.alert_threshold must be between"),
         (

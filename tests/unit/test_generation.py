@@ -46,7 +46,7 @@ def test_clean_text_strips_wrapping_quotes_and_normalises() -> None:
 
 
 def test_length_check_counts_like_x() -> None:
-    generation = Generation()
+    generation = Generation(allow_urls=True)
     url = "https://example.com/" + "a" * 200
     assert check_draft(draft(f"Read this {url}"), generation) is None  # a URL counts 23
     cjk = "漢" * 141  # 282 weighted
@@ -55,6 +55,24 @@ def test_length_check_counts_like_x() -> None:
     assert "282 characters as X counts them" in rejection.reason
     empty = check_draft(draft('  ""  '), generation)
     assert empty is not None and empty.check == "length"
+
+
+@pytest.mark.parametrize(
+    "text", ["Read this https://example.com/post", "docs at example.com today", "see x.co/abc"]
+)
+def test_a_link_is_refused_unless_urls_are_allowed(text: str) -> None:
+    """X bills a post with a URL $0.20 instead of $0.015: a draft with one is written again."""
+    rejection = check_draft(draft(text), Generation())
+    assert rejection is not None and rejection.check == "url"
+    assert "without any URL" in rejection.reason and "without any URL" in rejection.feedback()
+    assert check_draft(draft(text), Generation(allow_urls=True)) is None
+    assert "No links" in system_prompt(Persona(), Generation())
+    assert "No links" not in system_prompt(Persona(), Generation(allow_urls=True))
+
+
+def test_no_link_is_seen_where_x_sees_none() -> None:
+    for text in ("version 3.14 is out", "email me at a@b", "open readme.txt first"):
+        assert check_draft(draft(text), Generation()) is None, text
 
 
 def test_banned_words_in_alt_text_count_too() -> None:

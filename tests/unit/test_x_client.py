@@ -133,6 +133,7 @@ async def test_too_long_text(env: Env) -> None:
 
 async def test_like_twice(env: Env) -> None:
     state = env.state
+    state.access_tier = "enterprise"  # likes are Enterprise-only since 2026-04-20
     state.add_user("alice")
     mention = state.add_mention("alice", "hi bot")
     client = env.client()
@@ -159,7 +160,8 @@ async def test_mentions_follow_pagination(env: Env) -> None:
     assert page.newest_id == mentions[-1].id and page.complete
     assert state.request_count(MENTIONS) == 3
     reply = page.tweets[0]
-    assert reply.author_username == "bob"
+    # No author expansion is asked (a User: Read each): the id is there, the username is not.
+    assert reply.author_id == state.find_user("bob").id and reply.author_username is None
     assert reply.in_reply_to_tweet_id == ours.id and reply.conversation_id == ours.id
     assert isinstance(reply.created_at, datetime)
     plain = page.tweets[1]

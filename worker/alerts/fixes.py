@@ -50,6 +50,14 @@ FIXES: dict[str, str] = {
         "The X project's monthly usage cap is reached: raise it in the developer portal or "
         "wait for the cap to reset. Jobs wait meanwhile."
     ),
+    "x_credits_exhausted": (
+        "X blocks requests until credits are added (console.x.com, Billing) or the billing cycle "
+        "ends a spending limit. Jobs wait and look again every 10 minutes; nothing is lost."
+    ),
+    "x_capability_refused": (
+        "The app's X access tier lacks it: set `quotas.plan` to the tier X gives the app "
+        "(console.x.com, the project), or ask X for Enterprise access. Its jobs are skipped."
+    ),
     "openai_auth": "OpenAI rejected the key: set a valid OPENAI_API_KEY and restart the worker.",
     "openai_quota_exhausted": (
         "The OpenAI account is out of credit: add billing or credit on the OpenAI platform."

@@ -19,6 +19,7 @@ from worker.config.models import (
     Engagement,
     Generation,
     Persona,
+    PricingConfig,
     Quotas,
     Schedule,
     _Config,
@@ -76,6 +77,10 @@ class LiveConfig:
     @property
     def alerts(self) -> Alerts:
         return self.get(Alerts)
+
+    @property
+    def pricing(self) -> PricingConfig:
+        return self.get(PricingConfig)
 
     async def reload(self) -> list[str]:
         """Re-read every config row; returns the keys whose effective value changed."""

@@ -7,9 +7,13 @@ a fresh project.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+#: X access tiers (`quotas.plan`). `free` is X's retired free tier, accepted for old rows.
+AccessTier = Literal["pay_per_use", "basic", "pro", "enterprise", "free"]
 
 
 class _Config(BaseModel):
@@ -73,12 +77,24 @@ class Generation(_Config):
     recent_window: int = Field(default=20, ge=0, le=500)
     require_approval: bool = False
     alt_text: bool = True
+    # A post with a URL costs $0.20 on X instead of $0.015 (configs.pricing.x.post_with_url):
+    # drafts with a link are rejected and written again unless this is on.
+    allow_urls: bool = False
+    # Posts with generated images are sent with `made_with_ai: true` (X's disclosure field).
+    made_with_ai: bool = True
 
 
 class Engagement(_Config):
-    """Auto-liking replies and mentions."""
+    """Auto-liking replies and mentions: off unless the operator turns it on.
 
-    auto_like: bool = True
+    Likes happen only where the X access tier has them (Enterprise since 2026-04-20; SQL
+    `x_capability_available('likes')`). X's developer guidelines say likes "must be directly
+    initiated by the authenticated user" and that apps "may not offer auto-like features"
+    (docs.x.com/developer-guidelines); an Enterprise operator who turns this on answers for it
+    under X's agreement.
+    """
+
+    auto_like: bool = False
     like_mentions: bool = True
     daily_like_cap: int = Field(default=200, ge=0, le=100_000)
     skip_authors: list[str] = Field(default_factory=list)
@@ -86,15 +102,67 @@ class Engagement(_Config):
 
 
 class Quotas(_Config):
-    """X plan and budgets. Caps come from the plan preset unless overridden (SQL quota_caps())."""
+    """X access tier and budgets. Caps come from the tier's preset unless overridden (SQL
+    quota_caps()); the tier also decides what may be attempted (SQL x_capabilities)."""
 
-    plan: Literal["free", "basic", "pro", "pay_per_use"] = "pay_per_use"
+    plan: AccessTier = "pay_per_use"
     monthly_post_cap: int | None = Field(default=None, ge=0)
     monthly_read_cap: int | None = Field(default=None, ge=0)
     alert_threshold: float = Field(default=0.8, ge=0.01, le=1)
+    # Superseded by configs.pricing (prices per operation); accepted for old rows, not used.
     cost_per_post_usd: float = Field(default=0.01, ge=0, le=100)
     cost_per_read_usd: float = Field(default=0.005, ge=0, le=100)
     openai_monthly_budget_usd: float | None = Field(default=20, ge=0)
+    # X and OpenAI together, per billing cycle: 80 % alert, hard stop at 100 % (jobs wait).
+    monthly_budget_usd: float | None = Field(default=50, ge=0, le=1e7)
+
+
+class XPrices(_Config):
+    """X's pay-per-use price (USD) per operation: docs.x.com/x-api/getting-started/pricing."""
+
+    post: float = Field(default=0.015, ge=0, le=100)  # Post: Create, per request
+    post_with_url: float = Field(default=0.20, ge=0, le=100)  # Post: Create (with URL)
+    reply_summoned: float = Field(default=0.010, ge=0, le=100)  # Post: Create (summoned)
+    media_metadata: float = Field(default=0.005, ge=0, le=100)  # Media Metadata, per request
+    post_read: float = Field(default=0.005, ge=0, le=100)  # Posts: Read, per post returned
+    owned_read: float = Field(default=0.001, ge=0, le=100)  # Owned Reads, per resource
+    user_read: float = Field(default=0.010, ge=0, le=100)  # User: Read, per user returned
+    activity_event: float = Field(default=0.005, ge=0, le=100)  # X Activity API event
+
+
+class TokenPrice(_Config):
+    """USD per 1M tokens for an OpenAI text model."""
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    output: float = Field(ge=0)
+
+
+class ImagePrice(_Config):
+    """USD per 1M tokens for an OpenAI image model; ``per_image`` when no usage is reported."""
+
+    text_input: float = Field(ge=0)
+    image_input: float = Field(default=0.0, ge=0)
+    output: float = Field(ge=0)
+    per_image: float = Field(ge=0)
+
+
+class OpenAIPrices(_Config):
+    """Overrides of the worker's OpenAI price table (worker.clients.ai.pricing), per model."""
+
+    text: dict[str, TokenPrice] = Field(default_factory=dict)
+    image: dict[str, ImagePrice] = Field(default_factory=dict)
+    moderation_per_call: float | None = Field(default=None, ge=0)
+
+
+class PricingConfig(_Config):
+    """Prices per operation: X's under `x`, OpenAI's under `openai` (per-model overrides of the
+    worker's table), with their date and source. SQL `x_price()` reads the same row."""
+
+    as_of: date = date(2026, 4, 20)
+    source: str = "https://docs.x.com/x-api/getting-started/pricing"
+    x: XPrices = Field(default_factory=XPrices)
+    openai: OpenAIPrices = Field(default_factory=OpenAIPrices)
 
 
 class Alerts(_Config):
@@ -111,6 +179,7 @@ CONFIG_MODELS: dict[str, type[_Config]] = {
     "engagement": Engagement,
     "quotas": Quotas,
     "alerts": Alerts,
+    "pricing": PricingConfig,
 }
 
 

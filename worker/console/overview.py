@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from worker.alerts.fixes import fix_for
 from worker.clients.ai.pricing import Pricing
-from worker.config.models import Engagement, Generation, Quotas
+from worker.config.models import Engagement, Generation, PricingConfig, Quotas
 from worker.console.core import CONSOLE, error_page
 from worker.ops.operator import Operator, OperatorError
 
@@ -47,8 +47,11 @@ def _config(op: Operator, key: str, model: type[M]) -> M:
             return model()
 
 
-def like_outcome(reply: dict[str, Any], engagement: Engagement) -> tuple[str, str]:
-    """(state, why) for a reply: liked, skipped, waiting, failed, or not asked for."""
+def like_outcome(
+    reply: dict[str, Any], engagement: Engagement, *, likes_unavailable: str | None = None
+) -> tuple[str, str]:
+    """(state, why) for a reply: liked, skipped, waiting, failed, or not asked for.
+    `likes_unavailable` is why the X access tier has no likes (SQL x_capability_notice)."""
     if reply.get("liked"):
         return "liked", "liked on X"
     status, result = reply.get("like_status"), reply.get("like_result") or {}
@@ -62,10 +65,14 @@ def like_outcome(reply: dict[str, Any], engagement: Engagement) -> tuple[str, st
         return "waiting", "the like is queued" if status == "queued" else "liking now"
     if status in ("failed", "dead"):
         return "failed", reply.get("like_error") or status
+    if status == "skipped":  # the access tier has no likes, or X refused them
+        return "skipped", str(result.get("skipped") or "the like was skipped")
     if status == "cancelled":
         return "skipped", "the like job was cancelled"
     if reply.get("own"):
         return "skipped", "the account's own post"
+    if likes_unavailable:
+        return "skipped", likes_unavailable
     if not engagement.auto_like:
         return "skipped", "auto-like is off"
     if reply.get("author_id") in set(engagement.skip_authors):
@@ -79,9 +86,11 @@ async def activity_page(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
 
     def load(op: Operator) -> dict[str, Any]:
+        likes = next((c for c in op.capabilities() if c["capability"] == "likes"), None)
         return {
             **op.activity(limit=30),
             "engagement": _config(op, "engagement", Engagement),
+            "likes_unavailable": None if likes is None or likes["available"] else likes["notice"],
             "waiting": op.inbox_state()["waiting"],
         }
 
@@ -90,7 +99,9 @@ async def activity_page(request: web.Request) -> web.StreamResponse:
     except OperatorError as exc:
         return error_page(request, exc)
     for reply in data["replies"]:
-        reply["outcome"], reply["why"] = like_outcome(reply, data["engagement"])
+        reply["outcome"], reply["why"] = like_outcome(
+            reply, data["engagement"], likes_unavailable=data["likes_unavailable"]
+        )
     return console.render(
         request,
         "activity.html",
@@ -101,25 +112,39 @@ async def activity_page(request: web.Request) -> web.StreamResponse:
     )
 
 
-def capability_prices(quotas: Quotas, generation: Generation) -> list[dict[str, Any]]:
-    """What each thing the account does costs, from the configs and the OpenAI price table."""
-    pricing = Pricing()
-    text = pricing.text_price(generation.text_model)
+def capability_prices(pricing: PricingConfig, generation: Generation) -> list[dict[str, Any]]:
+    """What each thing the account does costs, from the `pricing` row (X's prices per operation,
+    OpenAI's over the worker's table)."""
+    x = pricing.x
+    openai = Pricing().merged(pricing.openai.model_dump(exclude_none=True))
+    text = openai.text_price(generation.text_model)
     tokens_in, tokens_out = TEXT_TOKENS_PER_TWEET
-    image = pricing.image_price(generation.image_model)
+    image = openai.image_price(generation.image_model)
     return [
-        {"what": "Post a tweet (X)", "unit": "per post", "usd": quotas.cost_per_post_usd,
-         "source": "quotas.cost_per_post_usd"},
-        {"what": "Read a post (X)", "unit": "per post read", "usd": quotas.cost_per_read_usd,
-         "source": "quotas.cost_per_read_usd"},
+        {"what": "Post a tweet (X)", "unit": "per post", "usd": x.post,
+         "source": "pricing.x.post"},
+        {"what": "Post a tweet with a link (X)", "unit": "per post", "usd": x.post_with_url,
+         "source": "pricing.x.post_with_url"},
+        {"what": "Reply to a post that summoned the account (X)", "unit": "per reply",
+         "usd": x.reply_summoned, "source": "pricing.x.reply_summoned"},
+        {"what": "Alt text for an image (X)", "unit": "per image", "usd": x.media_metadata,
+         "source": "pricing.x.media_metadata"},
+        {"what": "Read the account's own posts or mentions (X)",
+         "unit": "per post, once a UTC day", "usd": x.owned_read, "source": "pricing.x.owned_read"},
+        {"what": "Read other posts (X)", "unit": "per post, once a UTC day", "usd": x.post_read,
+         "source": "pricing.x.post_read"},
+        {"what": "Read a user (X)", "unit": "per user, once a UTC day", "usd": x.user_read,
+         "source": "pricing.x.user_read"},
+        {"what": "Receive an X Activity API event", "unit": "per event",
+         "usd": x.activity_event, "source": "pricing.x.activity_event"},
         {"what": f"Write a tweet ({generation.text_model})",
          "unit": f"about {tokens_in:,} tokens in, {tokens_out} out",
-         "usd": pricing.text_cost(generation.text_model, tokens_in, 0, tokens_out),
+         "usd": openai.text_cost(generation.text_model, tokens_in, 0, tokens_out),
          "source": f"${text.input}/M in, ${text.output}/M out"},
         {"what": f"Draw an image ({generation.image_model})", "unit": "per image",
-         "usd": image.per_image, "source": "OpenAI price list"},
+         "usd": image.per_image, "source": "pricing.openai / OpenAI price list"},
         {"what": f"Moderate a draft ({generation.moderation_model})", "unit": "per call",
-         "usd": pricing.moderation_per_call, "source": "OpenAI price list"},
+         "usd": openai.moderation_per_call, "source": "OpenAI price list"},
     ]  # fmt: skip
 
 
@@ -131,6 +156,7 @@ async def money_page(request: web.Request) -> web.StreamResponse:
             "snapshot": op.status_snapshot(limit=1),
             "usage": op.usage(),
             "quotas": _config(op, "quotas", Quotas),
+            "pricing": _config(op, "pricing", PricingConfig),
             "generation": _config(op, "generation", Generation),
             "waiting": op.inbox_state()["waiting"],
         }
@@ -153,7 +179,7 @@ async def money_page(request: web.Request) -> web.StreamResponse:
         quota=snap.get("quota") or [],
         usage=data["usage"],
         quotas=data["quotas"],
-        prices=capability_prices(data["quotas"], data["generation"]),
+        prices=capability_prices(data["pricing"], data["generation"]),
         waiting=data["waiting"],
     )
 

@@ -16,7 +16,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.config.models import Generation, Persona
-from worker.content.tweet_text import MAX_WEIGHTED_LENGTH, TRANSFORMED_URL_LENGTH, weighted_length
+from worker.content.tweet_text import (
+    MAX_WEIGHTED_LENGTH,
+    TRANSFORMED_URL_LENGTH,
+    extract_url_spans,
+    weighted_length,
+)
 
 __all__ = [
     "ALT_TEXT_MAX_CHARS",
@@ -41,7 +46,7 @@ PROMPT_RECENT_LIMIT = 10
 #: Length the model is asked to aim for, leaving room below X's 280.
 TARGET_LENGTH = 240
 
-Check = Literal["length", "banned_words", "near_duplicate", "moderation", "invalid_output"]
+Check = Literal["length", "banned_words", "url", "near_duplicate", "moderation", "invalid_output"]
 
 
 class GeneratedTweet(BaseModel):
@@ -116,6 +121,8 @@ def system_prompt(persona: Persona, generation: Generation) -> str:
         "- Plain text as it will be posted: no surrounding quotes, no markdown.",
         "- Say something new: do not repeat or closely paraphrase the account's recent tweets.",
     ]
+    if not generation.allow_urls:
+        lines.append("- No links, URLs or bare domain names (like example.com).")
     if generation.hashtags:
         tags = " ".join(_hashtag(t) for t in generation.hashtags)
         lines.append(f"- Include these hashtags: {tags}")
@@ -186,7 +193,8 @@ def banned_words_in(text: str, banned: Iterable[str]) -> list[str]:
 
 
 def check_draft(draft: Draft, generation: Generation) -> Rejection | None:
-    """The checks that need no I/O: empty text, X's weighted length, banned words."""
+    """The checks that need no I/O: empty text, X's weighted length, banned words, and no URL
+    unless `generation.allow_urls` (X bills a post with a URL at 13 times a plain post's price)."""
     if not draft.text:
         return Rejection("length", "the text was empty", draft.text)
     length = weighted_length(draft.text)
@@ -202,6 +210,16 @@ def check_draft(draft: Draft, generation: Generation) -> Rejection | None:
     if found:
         words = ", ".join(f'"{w}"' for w in found)
         return Rejection("banned_words", f"it uses banned words: {words}", draft.text)
+    if not generation.allow_urls:
+        spans = extract_url_spans(draft.text)
+        if spans:
+            # X bills a post with a URL $0.20 instead of $0.015 (configs.pricing.x).
+            links = ", ".join(f'"{draft.text[a:b]}"' for a, b in spans)
+            return Rejection(
+                "url",
+                f"it contains a link ({links}); write it without any URL or domain name",
+                draft.text,
+            )
     return None
 
 

@@ -16,8 +16,9 @@ safety net (a delivery X fails to make is never retried on self-serve tiers); th
 reads every mention again, so "webhook + polling" pays both. Whether X deduplicates a webhook
 event against a read of the same post is not documented: it is assumed not to.
 
-Prices are arguments. Until the `pricing` config row carries them (keys `x.activity_event`,
-`x.owned_read`, `x.post_read`), :data:`DEFAULT_INGESTION_PRICES` holds X's published prices.
+Prices are arguments: `chirpbase webhook status` passes the `pricing` config row's
+(`x.activity_event`, `x.owned_read`, `x.post_read`); :data:`DEFAULT_INGESTION_PRICES` holds X's
+published prices, the same figures as that row's defaults.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.clients.x import (
+    XCreditsExhausted,
     XNetworkError,
     XRateLimited,
     XServerError,
@@ -33,6 +34,7 @@ from worker.clients.x import (
 from worker.clients.x.rewriting import matches_sent
 from worker.jobs._x import (
     bot_user_id,
+    credits_exhausted,
     rate_limit_snooze,
     record_usage,
     reserved_reads,
@@ -72,7 +74,8 @@ async def find_posted(
                 user_id, max_results=PAGE_SIZE, pagination_token=token, start_time=horizon
             )
             reads.served = len(page.tweets)
-        await record_usage(ctx, "users_tweets", reads=len(page.tweets))
+        # The account's own timeline: owned reads, each post billed once a UTC day.
+        await record_usage(ctx, "users_tweets", "owned_read", post_ids=[t.id for t in page.tweets])
         for tweet in page.tweets:
             if tweet.created_at is not None and tweet.created_at < horizon:
                 continue
@@ -109,9 +112,11 @@ async def reconcile(ctx: JobContext, row: dict[str, Any], *, media_count: int) -
     try:
         found = await find_posted(ctx, row["content"], media_count=media_count, since=since)
     except XRateLimited as exc:
-        raise rate_limit_snooze("users_tweets", exc.reset_at) from None
+        raise rate_limit_snooze("users_tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         raise await usage_capped(ctx, "posts") from None
+    except XCreditsExhausted:
+        raise await credits_exhausted(ctx, "posts") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"reconciliation failed ({type(exc).__name__}); will retry") from None
     except TimelineTooLong as exc:

@@ -120,8 +120,9 @@ class OpenAISpend:
         ok = await self.ctx.services.db.fetchval("reserve_openai_usd", {"amount": amount})
         if not ok:
             raise BudgetReached(
-                "the monthly OpenAI budget (configs.quotas.openai_monthly_budget_usd) is reached; "
-                "generation waits for next month or a higher budget"
+                "the monthly OpenAI budget (configs.quotas.openai_monthly_budget_usd) or the "
+                "overall budget (configs.quotas.monthly_budget_usd) is reached; generation "
+                "waits for the next billing cycle or a higher budget"
             )
         return amount
 
@@ -157,6 +158,7 @@ class OpenAISpend:
             "record_openai_usage",
             {
                 "endpoint": endpoint,
+                "operation": usage.operation,
                 "calls": usage.attempts,
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,

@@ -10,6 +10,14 @@ duplicate-content refusal means the same thing: the post exists.
 The quota follows what X bills: a reservation is given back (to the month it was taken in) only
 when X certainly created nothing, and never by an attempt that carried it over from an earlier
 one whose call may have created the post.
+
+What X allows and charges is checked before any call: a quote post needs Enterprise access
+(since 2026-04-20), and on self-serve access a reply must answer a post that summoned the
+account (since 2026-02-23; SQL x_summoned_by). A row that cannot be posted on the configured
+tier fails with the reason and its job ends `skipped`. The post's price (configs.pricing.x:
+$0.20 with a URL, $0.010 for a summoned reply, $0.015 otherwise) is held in the monthly budget
+before the call and recorded by operation after it. Generated images go out with
+`made_with_ai: true` (configs.generation.made_with_ai).
 """
 
 from __future__ import annotations
@@ -20,13 +28,17 @@ from typing import Any
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
+from worker.billing.prices import post_operation
 from worker.clients.x import (
     XAuthError,
     XBadRequest,
+    XCapabilityRefused,
+    XCreditsExhausted,
     XDuplicate,
     XNetworkError,
     XNotSent,
     XRateLimited,
+    XReplyNotAllowed,
     XServerError,
     XTimeout,
     XUsageCapped,
@@ -34,9 +46,20 @@ from worker.clients.x import (
 from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
 from worker.jobs._reconcile import Found, reconcile, window_s
-from worker.jobs._x import alert, quota_snooze, rate_limit_snooze, record_usage, usage_capped
+from worker.jobs._x import (
+    Budgeted,
+    alert,
+    budgeted,
+    capability_refused,
+    credits_exhausted,
+    quota_snooze,
+    rate_limit_snooze,
+    record_usage,
+    usage_capped,
+    wait_for_spent_window,
+)
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, LeaseLost, RetryLater, Snooze, job_kind
+from worker.jobs.registry import GiveUp, LeaseLost, RetryLater, Skip, Snooze, job_kind
 
 
 class PostTweetPayload(BaseModel):
@@ -62,9 +85,9 @@ async def _record(
     )
 
 
-async def _record_found(ctx: JobContext, row: dict[str, Any], found: Found) -> None:
-    """X created (and bills) the post on an earlier call: count it, record it."""
-    await record_usage(ctx, "tweets", posts=1)
+async def _record_found(ctx: JobContext, row: dict[str, Any], found: Found, operation: str) -> None:
+    """X created (and bills) the post on an earlier call: count it at its price, record it."""
+    await record_usage(ctx, "tweets", operation, posts=1)
     await _record(ctx, row, found.tweet_id, found.posted_at, None)
 
 
@@ -73,6 +96,45 @@ async def _fail_row(ctx: JobContext, row_id: int, error: str) -> None:
 
 
 _CAPPED = object()
+
+
+async def _refuse_on_this_tier(ctx: JobContext, row: dict[str, Any]) -> bool:
+    """Fail the row and skip the job when X would refuse it on the configured access tier:
+    before any call, with the reason. Returns whether the row replies to a post that summoned
+    the account (billed at the summoned-reply price)."""
+    db = ctx.services.db
+    if row["quote_tweet_id"]:
+        access = await db.fetchrow("x_capability", {"capability": "quotes"})
+        if access is not None and not access["available"]:
+            await _fail_row(ctx, row["id"], access["notice"])
+            raise Skip(access["notice"], {"capability": "quotes"})
+    parent = row["in_reply_to_tweet_id"]
+    if not parent:
+        return False
+    target = await db.fetchrow("x_reply_target", {"tweet_id": parent})
+    summoned = bool(target and target["summoned"])
+    if not summoned and not (target and target["own"]):
+        access = await db.fetchrow("x_capability", {"capability": "unsummoned_replies"})
+        if access is not None and not access["available"]:
+            reason = (
+                f"not posted: X allows a reply on this access tier only to a post that summoned "
+                f"the account (mentioned it or quoted one of its posts); post {parent} did not "
+                f"({access['notice']})"
+            )
+            await _fail_row(ctx, row["id"], reason)
+            raise Skip(reason, {"capability": "unsummoned_replies", "in_reply_to": parent})
+    return summoned
+
+
+def _estimate(ctx: JobContext, row: dict[str, Any], operation: str) -> float:
+    prices = ctx.services.config.pricing.x
+    alt = prices.media_metadata if row["image_path"] and row["alt_text"] else 0.0
+    return float(getattr(prices, operation)) + alt
+
+
+def _made_with_ai(ctx: JobContext, row: dict[str, Any]) -> bool:
+    """The row's image was drawn by OpenAI (generated rows are the only ones with images)."""
+    return bool(row["image_path"] and row["topic"] and ctx.services.config.generation.made_with_ai)
 
 
 async def _mark_and_reserve(ctx: JobContext, row_id: int, *, reserve: bool) -> Any:
@@ -189,6 +251,9 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         await _fail_row(ctx, row["id"], str(exc))
         raise GiveUp(str(exc)) from None
 
+    summoned = await _refuse_on_this_tier(ctx, row)
+    operation = post_operation(content, summoned_reply=summoned)
+
     # An earlier attempt may have reached X: look before posting again. That attempt took the
     # post's quota before marking the row `posting` and kept it (the outcome was unknown), so
     # the reservation carries over: found or posted now, the post costs one, not two.
@@ -196,10 +261,26 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
     if carried_over:
         found = await reconcile(ctx, row, media_count=_media_count(row))
         if found:
-            await _record_found(ctx, row, found)
+            await _record_found(ctx, row, found, operation)
             ctx.log.info("reconciled: tweet {} was already posted", found.tweet_id)
             return {"tweet_id": found.tweet_id, "reconciled": True}
 
+    wait_for_spent_window(ctx, "tweets")
+    async with budgeted(ctx, _estimate(ctx, row, operation)) as spend:
+        return await _post(ctx, row, content, operation, spend, carried_over=carried_over)
+
+
+async def _post(
+    ctx: JobContext,
+    row: dict[str, Any],
+    content: str,
+    operation: str,
+    spend: Budgeted,
+    *,
+    carried_over: bool,
+) -> dict[str, Any]:
+    """Mark, upload, arm and send, under the lease and inside the budget hold."""
+    db = ctx.services.db
     marked = await _mark_and_reserve(ctx, row["id"], reserve=not carried_over)
     if marked is _CAPPED:
         raise quota_snooze("posts")
@@ -218,24 +299,41 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         )
 
     try:
-        tweet = await ctx.services.x.post_tweet(content, media_ids=[media_id] if media_id else None)
+        tweet = await ctx.services.x.post_tweet(
+            content,
+            media_ids=[media_id] if media_id else None,
+            reply_to=row["in_reply_to_tweet_id"],
+            quote_tweet_id=row["quote_tweet_id"],
+            made_with_ai=bool(media_id) and _made_with_ai(ctx, row),
+        )
     except XDuplicate:
-        return await _duplicate(ctx, row)
+        return await _duplicate(ctx, row, operation)
     except XNotSent:
         await not_created("worker stopped")
         raise Snooze(datetime.now(UTC), "not sent: the worker is stopping") from None
     except XRateLimited as exc:
         await not_created("waiting for X's rate limit")
-        raise rate_limit_snooze("tweets", exc.reset_at) from None
+        raise rate_limit_snooze("tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         await not_created("X usage cap reached")
         raise await usage_capped(ctx, "posts") from None
+    except XCreditsExhausted:
+        await not_created("X credits exhausted (402)")
+        raise await credits_exhausted(ctx, "posts") from None
+    except XReplyNotAllowed as exc:
+        # Refused before anything was created; reconciliation found nothing from earlier calls.
+        reason = f"X refused the reply (the post did not summon the account): {exc}"
+        await _give_back(ctx, row["id"], refund=True, fail=reason)
+        raise Skip(reason, {"capability": "unsummoned_replies"}) from None
+    except XCapabilityRefused as exc:
+        if not row["quote_tweet_id"]:
+            await not_created("X rejected the credentials")
+            raise await _credentials_refused(ctx, exc) from None
+        await _give_back(ctx, row["id"], refund=True, fail=f"X refused the quote post: {exc}")
+        raise await capability_refused(ctx, "quotes", exc.detail or str(exc)) from None
     except XAuthError as exc:
         await not_created("X rejected the credentials")
-        await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
-        raise RetryLater(
-            f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10)
-        ) from None
+        raise await _credentials_refused(ctx, exc) from None
     except XBadRequest as exc:
         # Refused: nothing created now, and reconciliation (after the window) found nothing from
         # earlier calls. The reservation, carried over or not, goes back to its month.
@@ -249,14 +347,19 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
             await _fail_row(ctx, row["id"], f"outcome unknown after last attempt: {exc}")
         raise RetryLater(f"X call outcome unknown ({type(exc).__name__}); will reconcile") from None
 
-    await record_usage(ctx, "tweets", posts=1)
+    cost = await record_usage(ctx, "tweets", operation, posts=1, spend=spend)
     posted_at = datetime.now(UTC)
     await _record(ctx, row, tweet.id, posted_at, media_id)
-    ctx.log.info("posted tweet {}", tweet.id)
-    return {"tweet_id": tweet.id, "media_id": media_id}
+    ctx.log.info("posted tweet {} ({}, ${:.3f})", tweet.id, operation, cost)
+    return {"tweet_id": tweet.id, "media_id": media_id, "operation": operation, "cost_usd": cost}
 
 
-async def _duplicate(ctx: JobContext, row: dict[str, Any]) -> dict[str, Any]:
+async def _credentials_refused(ctx: JobContext, exc: Exception) -> Exception:
+    await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
+    return RetryLater(f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10))
+
+
+async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> dict[str, Any]:
     """X refused the text as a duplicate: the post exists. Nothing is refunded (X billed the
     call that created it, and this row's reservation stands for it); it is found and recorded,
     after the consistency window if need be."""
@@ -270,7 +373,7 @@ async def _duplicate(ctx: JobContext, row: dict[str, Any]) -> dict[str, Any]:
             )
             await _fail_row(ctx, row["id"], reason)
             raise GiveUp(reason)
-        await _record_found(ctx, row, found)
+        await _record_found(ctx, row, found, operation)
         return {"tweet_id": found.tweet_id, "reconciled": True, "duplicate": True}
     reason = "X refused the text as a duplicate of an earlier tweet"
     await _fail_row(ctx, row["id"], reason)
@@ -293,10 +396,13 @@ async def _upload_image(ctx: JobContext, row: dict[str, Any], *, carried_over: b
         raise Snooze(datetime.now(UTC), "not sent: the worker is stopping") from None
     except XRateLimited as exc:
         await not_created("waiting for X's media rate limit")
-        raise rate_limit_snooze("media_upload", exc.reset_at) from None
+        raise rate_limit_snooze("media_upload", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
         await not_created("X usage cap reached")
         raise await usage_capped(ctx, "posts") from None
+    except XCreditsExhausted:
+        await not_created("X credits exhausted (402)")
+        raise await credits_exhausted(ctx, "posts") from None
     except XBadRequest as exc:
         await _give_back(ctx, row["id"], refund=True, fail=f"X refused the image: {exc}")
         raise GiveUp(f"X refused the image: {exc}") from None
@@ -311,8 +417,8 @@ async def _attach_image(ctx: JobContext, row: dict[str, Any]) -> str | None:
         return None
     data, mime = await ctx.services.images.download(row["image_path"])
     media_id = await ctx.services.x.upload_media(data, mime)
-    await record_usage(ctx, "media_upload")
+    await record_usage(ctx, "media_upload")  # not priced by X
     if row["alt_text"]:
         await ctx.services.x.set_alt_text(media_id, row["alt_text"])
-        await record_usage(ctx, "media_metadata")
+        await record_usage(ctx, "media_metadata", "media_metadata")
     return media_id

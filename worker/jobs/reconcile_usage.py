@@ -3,6 +3,10 @@
 The local counter is taken before every call, so it is normally ahead of X's. When X reports
 more (another app in the same project, or calls counted differently) its number wins, so the
 monthly cap is enforced against what X bills. A large gap raises an alert.
+
+X reports the project's `cap_reset_day`: it is stored (x_account.cap_reset_day), and from then
+on every monthly counter (quotas, api_usage, the budget) follows X's billing cycle instead of the
+calendar month (SQL current_month()).
 """
 
 from __future__ import annotations
@@ -12,8 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from worker.clients.x import XNetworkError, XRateLimited, XServerError, XTimeout
-from worker.jobs._x import alert, rate_limit_snooze, record_usage
+from worker.clients.x import (
+    XCreditsExhausted,
+    XNetworkError,
+    XRateLimited,
+    XServerError,
+    XTimeout,
+)
+from worker.jobs._x import alert, credits_exhausted, rate_limit_snooze, record_usage
 from worker.jobs.context import JobContext
 from worker.jobs.registry import RetryLater, job_kind
 
@@ -29,10 +39,14 @@ async def reconcile_usage(payload: ReconcileUsagePayload, ctx: JobContext) -> di
     try:
         usage = await ctx.services.x.usage()
     except XRateLimited as exc:
-        raise rate_limit_snooze("usage", exc.reset_at) from None
+        raise rate_limit_snooze("usage", exc.reset_at, daily=exc.daily) from None
+    except XCreditsExhausted:
+        raise await credits_exhausted(ctx, "usage checks") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"usage lookup failed ({type(exc).__name__})") from None
-    await record_usage(ctx, "usage")
+    await record_usage(ctx, "usage")  # not priced by X
+    if usage.cap_reset_day is not None and 1 <= usage.cap_reset_day <= 31:
+        await ctx.services.db.execute("set_cap_reset_day", {"cap_reset_day": usage.cap_reset_day})
     counted = float(await ctx.services.db.fetchval("reads_used"))
     row = await ctx.services.db.fetchrow("reconcile_reads", {"reported": usage.project_usage})
     used = float(row["used"]) if row else counted
@@ -47,4 +61,10 @@ async def reconcile_usage(payload: ReconcileUsagePayload, ctx: JobContext) -> di
             x_reported=reported,
             local=counted,
         )
-    return {"x_reported": reported, "counted": counted, "used": used, "x_cap": usage.project_cap}
+    return {
+        "x_reported": reported,
+        "counted": counted,
+        "used": used,
+        "x_cap": usage.project_cap,
+        "cap_reset_day": usage.cap_reset_day,
+    }

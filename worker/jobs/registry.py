@@ -30,6 +30,16 @@ class GiveUp(Exception):
     """Failed for good: retrying cannot help (bad payload, refused content, missing row)."""
 
 
+class Skip(Exception):
+    """Not to be attempted at all: the job ends `skipped` (not dead, never retried), with the
+    reason in `result.skipped` (a capability the X access tier lacks or X refused)."""
+
+    def __init__(self, reason: str, result: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
+
+
 class Snooze(Exception):
     """Not now: wait until `until` without spending an attempt (rate limit, quota, daily cap)."""
 

@@ -29,7 +29,7 @@ from worker.content.tweet_text import TweetTextError, validate_tweet_text, weigh
 from worker.db import Params, query
 from worker.logs import redact
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled", "skipped")
 ScheduledAction = Literal["approved", "rejected", "cancelled"]
 
 
@@ -205,21 +205,41 @@ class Operator:
         return rows[0] if rows else None
 
     # -- scheduled tweets ------------------------------------------------------------------
-    def schedule(self, content: str, at: datetime | None = None) -> dict[str, Any]:
-        """Post `content` exactly as written at `at` (default now).
+    def schedule(
+        self, content: str, at: datetime | None = None, *, reply_to: str | None = None
+    ) -> dict[str, Any]:
+        """Post `content` exactly as written at `at` (default now), as a reply to `reply_to`
+        when given.
 
         The text is counted as X counts it first, with the worker's own check (the database's
         check is only a lower bound): X's refusals are refused here with the exact weighted
-        length, and the row returned carries `weighted_length`.
+        length. The row returned carries `weighted_length` and what X will bill for it
+        (`operation`, `price_usd`: configs.pricing.x; a URL makes a post cost $0.20 instead of
+        $0.015).
         """
+        from worker.billing.prices import post_operation
+
         text = content.strip()  # as the database stores it (Python's whitespace set)
         try:
             validate_tweet_text(text)
         except TweetTextError as exc:
             raise Refused(f"not scheduled: {exc}") from None
-        row = self._one("operator_schedule_tweet", {"content": content, "scheduled_for": at})
+        row = self._one(
+            "operator_schedule_tweet",
+            {"content": content, "scheduled_for": at, "in_reply_to_tweet_id": reply_to},
+        )
         assert row is not None
-        return {**row, "weighted_length": weighted_length(text)}
+        summoned = bool(reply_to) and bool(
+            _first(self._one("operator_reply_summoned", {"tweet_id": reply_to}))
+        )
+        operation = post_operation(text, summoned_reply=summoned)
+        price = self._one("operator_post_price", {"operation": operation})
+        return {
+            **row,
+            "weighted_length": weighted_length(text),
+            "operation": operation,
+            "price_usd": (price or {}).get("price"),
+        }
 
     def generate(
         self, topic: str | None = None, with_image: bool | None = None, at: datetime | None = None
@@ -421,6 +441,12 @@ class Operator:
         """Open alerts (most severe first), then the latest resolved ones with the reason."""
         return plain(self._fetch("operator_alerts", {"limit": limit}))
 
+    # -- X access --------------------------------------------------------------------------
+    def capabilities(self) -> list[dict[str, Any]]:
+        """What the configured X access tier allows, one row per capability, with the reason
+        when one is not available (SQL x_capabilities, x_capability_notice)."""
+        return self._fetch("operator_capabilities")
+
     # -- status ----------------------------------------------------------------------------
     def status_snapshot(self, *, limit: int = 5) -> dict[str, Any]:
         """Queue, upcoming and recent posts, quota and budget use, open alerts (JSON-friendly)."""
@@ -433,6 +459,8 @@ class Operator:
         spend = self._one("operator_month_spend") or {}
         spent = float(spend.get("spent_usd") or 0.0)
         elapsed = float(spend.get("month_elapsed") or 0.0)
+        budget = spend.get("budget_usd")
+        projected = spend.get("projected_usd")
         return plain(
             {
                 "generated_at": datetime.now(UTC),
@@ -443,6 +471,9 @@ class Operator:
                 "quota": self._fetch("operator_quota_use"),
                 "budget": {
                     "month": spend.get("month"),
+                    "cycle_starts": spend.get("cycle_starts"),
+                    "cycle_ends": spend.get("cycle_ends"),
+                    "cap_reset_day": spend.get("cap_reset_day"),
                     "plan": spend.get("plan"),
                     "spent_usd": round(spent, 4),
                     "x_usd": round(float(spend.get("x_usd") or 0.0), 4),
@@ -450,8 +481,14 @@ class Operator:
                     "posts": spend.get("posts", 0),
                     "reads": spend.get("reads", 0),
                     "month_elapsed": round(elapsed, 4),
-                    "projected_usd": spend.get("projected_usd"),
+                    "projected_usd": projected,
+                    "budget_usd": budget,
+                    "budget_percent": round(100 * spent / budget, 1) if budget else None,
+                    "projected_over_budget": bool(budget and projected and projected > budget),
                 },
+                "spend_by_operation": self._fetch("operator_spend_by_operation"),
+                "access": {"tier": spend.get("plan"), "capabilities": self.capabilities()},
+                "stats_read": self._one("operator_stats_read"),
                 "alerts": self._fetch("operator_open_alerts", {"limit": 20}),
             }
         )

@@ -160,6 +160,28 @@ def load(
     return tweets, daily, counts
 
 
+def load_spend(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """Spend so far in the current billing cycle and its projection (the query `status` and
+    /health use), as plain numbers for the summary."""
+    with conn.cursor() as cur:
+        cur.execute(query("operator_month_spend"))
+        row = cur.fetchone()
+        names = [d.name for d in cur.description or []]
+    spend = dict(zip(names, row or (), strict=False))
+    spent = float(spend.get("spent_usd") or 0.0)
+    budget = spend.get("budget_usd")
+    ends: Any = spend.get("cycle_ends")
+    return {
+        "cycle_starts": str(spend.get("month")) if spend.get("month") else None,
+        "cycle_ends": ends.isoformat() if hasattr(ends, "isoformat") else ends,
+        "spent_usd": round(spent, 4),
+        "x_usd": round(float(spend.get("x_usd") or 0.0), 4),
+        "openai_usd": round(float(spend.get("openai_usd") or 0.0), 4),
+        "projected_usd": spend.get("projected_usd"),
+        "budget_usd": float(budget) if budget is not None else None,
+    }
+
+
 # -- analysis ----------------------------------------------------------------------------------
 
 

@@ -7,7 +7,8 @@ Output, in one folder:
 - `engagement_over_time.png`, `best_times_heatmap.png`, `image_vs_no_image.png`,
   `top_tweets.png`;
 - `tweets.csv` (one row per tweet), `daily.csv` (one row per UTC day), `best_times.csv`
-  (weekday x hour), and `summary.json` (the headline numbers).
+  (weekday x hour), and `summary.json` (the headline numbers, with the billing cycle's spend so
+  far and projected, X and OpenAI).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from worker.report.analysis import (
     ReportError,
     analyse,
     load,
+    load_spend,
     parse_since,
     require_report_extra,
 )
@@ -95,10 +97,12 @@ def build_report(
     try:
         with psycopg.connect(dsn, connect_timeout=5, application_name="chirpbase-report") as conn:
             raw_tweets, raw_daily, counts = load(conn, start, until)
+            spend = load_spend(conn)
     except psycopg.OperationalError as exc:
         raise ReportError(f"cannot connect to the database: {str(exc).strip()}") from None
 
     a = analyse(raw_tweets, raw_daily, start, until, counts)
+    a.summary["spend"] = spend
     files: dict[str, Path] = {}
     files.update(write_csvs(a, out))
     chart_files: dict[str, Path] = {}

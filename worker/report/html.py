@@ -196,6 +196,19 @@ def _headline(a: Analysis) -> str:
             "engagements with vs. without image",
         ),
     ]
+    spend = s.get("spend")
+    if spend:
+        projected = spend.get("projected_usd")
+        budget = spend.get("budget_usd")
+        cards.append(
+            _card(
+                "Spend (billing cycle)",
+                f"${spend['spent_usd']:,.2f}",
+                f"X ${spend['x_usd']:,.2f} · OpenAI ${spend['openai_usd']:,.2f} · projected "
+                + ("–" if projected is None else f"${projected:,.2f}")
+                + ("" if budget is None else f" of ${budget:,.2f}"),
+            )
+        )
     return f'<div class="cards">{"".join(cards)}</div>'
 
 

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from worker import metrics
 from worker.aio import wait_event
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, JobSpec, LeaseLost, RetryLater, Snooze
+from worker.jobs.registry import GiveUp, JobSpec, LeaseLost, RetryLater, Skip, Snooze
 from worker.logs import redact
 from worker.queue import Job
 from worker.runtime.services import Services
@@ -252,6 +252,10 @@ class ClaimLoop:
             logger.info("snoozed until {}: {}", exc.until.isoformat(), exc.reason)
             await self._write(self.queue.snooze, job, exc.until, exc.reason)
             return "snoozed"
+        if isinstance(exc, Skip):
+            logger.info("skipped: {}", redact(exc.reason))
+            await self._write(self.queue.skip, job, redact(exc.reason), exc.result)
+            return "skipped"
         if isinstance(exc, GiveUp):
             logger.error("gave up: {}", redact(str(exc)))
             await self._write(self.queue.fail, job, redact(str(exc)), retryable=False)

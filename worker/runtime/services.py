@@ -15,7 +15,7 @@ from worker.queue import JobQueue
 from worker.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.clients.ai import AIClient
+    from worker.clients.ai import AIClient, Pricing
     from worker.clients.storage import ImageStore
     from worker.clients.x import XClient
 
@@ -49,7 +49,18 @@ class Services:
     def ai(self) -> AIClient:
         from worker.clients.ai import AIClient
 
-        return AIClient.from_settings(self.settings)
+        return AIClient.from_settings(self.settings, pricing=self.openai_pricing())
+
+    def openai_pricing(self) -> Pricing:
+        """The OpenAI price table: the worker's defaults with configs.pricing.openai on top."""
+        from worker.clients.ai import Pricing
+
+        return Pricing().merged(self.config.pricing.openai.model_dump(exclude_none=True))
+
+    def apply_config(self, changed: list[str]) -> None:
+        """Hand changed configs to the clients already made (prices, for now)."""
+        if "pricing" in changed and "ai" in self.__dict__:
+            self.ai.pricing = self.openai_pricing()
 
     @cached_property
     def images(self) -> ImageStore:

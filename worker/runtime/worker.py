@@ -202,7 +202,7 @@ class Worker:
             await self._config_dirty.wait()
             self._config_dirty.clear()
             try:
-                await self.config.reload()
+                self.services.apply_config(await self.config.reload())
             except Exception as exc:
                 logger.warning("config reload failed: {}", redact(str(exc)))
                 await asyncio.sleep(1)
@@ -244,12 +244,17 @@ class Worker:
             if row["cap"] is not None:
                 metrics.QUOTA_CAP.labels(row["resource"]).set(float(row["cap"]))
         spend = await self.db.fetchrow("operator_month_spend") or {}
+        spent = round(float(spend.get("spent_usd") or 0.0), 4)
+        budget = spend.get("budget_usd")
         cost = {
             "month": str(spend.get("month")),
-            "spent_usd": round(float(spend.get("spent_usd") or 0.0), 4),
+            "cycle_ends": str(spend.get("cycle_ends")),
+            "spent_usd": spent,
             "x_usd": round(float(spend.get("x_usd") or 0.0), 4),
             "openai_usd": round(float(spend.get("openai_usd") or 0.0), 4),
             "projected_month_usd": spend.get("projected_usd"),
+            "budget_usd": budget,
+            "budget_percent": round(100 * spent / budget, 1) if budget else None,
         }
         self._status = {"queue": queue, "quota": quota, "cost": cost}
 

@@ -80,18 +80,21 @@ set status = 'failed', error = %(error)s
 where id = %(id)s and status in ('pending', 'generating');
 
 -- name: reserve_openai_usd
--- Take an estimated cost from the monthly OpenAI budget before a call; false (plus a critical
--- alert raised by consume_quota) when it does not fit.
-select public.consume_quota('openai_usd', %(amount)s::numeric);
+-- Take an estimated cost from the monthly OpenAI budget and the overall budget (X and OpenAI,
+-- quotas.monthly_budget_usd) before a call, both or neither; false (plus a critical alert
+-- raised by consume_quota) when it does not fit.
+select public.reserve_usd('openai_usd', %(amount)s::numeric);
 
 -- name: settle_openai_usd
--- Replace a reservation by what the call cost: refund_quota with the signed difference. An
--- overrun (negative refund) is charged unconditionally: that money is already spent.
-select public.refund_quota('openai_usd', %(reserved)s::numeric - %(actual)s::numeric);
+-- Replace a reservation by what the call cost, in both budgets. An overrun is charged
+-- unconditionally: that money is already spent.
+select public.settle_usd('openai_usd', %(reserved)s::numeric, %(actual)s::numeric);
 
 -- name: record_openai_usage
 select public.record_api_usage(
   endpoint => %(endpoint)s,
+  operation => %(operation)s::text,
+  units => %(calls)s::integer,
   calls => %(calls)s::integer,
   openai_input_tokens => %(input_tokens)s::integer,
   openai_output_tokens => %(output_tokens)s::integer,

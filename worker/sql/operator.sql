@@ -7,9 +7,11 @@
 -- Scheduled tweets -------------------------------------------------------------------------------
 
 -- name: operator_schedule_tweet
-insert into public.scheduled_tweets (content, scheduled_for, source)
-values (%(content)s::text, coalesce(%(scheduled_for)s::timestamptz, now()), 'cli')
-returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at;
+insert into public.scheduled_tweets (content, scheduled_for, source, in_reply_to_tweet_id)
+values (%(content)s::text, coalesce(%(scheduled_for)s::timestamptz, now()), 'cli',
+        %(in_reply_to_tweet_id)s::text)
+returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at,
+          in_reply_to_tweet_id;
 
 -- name: operator_schedule_generation
 -- Without a topic, one of the persona's topics is drawn (as the generation cron does); without
@@ -125,31 +127,72 @@ from public.quota_use
 order by resource;
 
 -- name: operator_month_spend
--- Estimated spend so far this month (api_usage, as the clients record it), split into X and
--- OpenAI, how much of the month has passed, and a straight-line projection to month end (left
--- out in the first ~15 hours of a month, where it means nothing). Used by `status` and /health.
-with m as (
-  select public.current_month() as month,
-         (public.current_month()::timestamp at time zone 'UTC') as starts,
-         ((public.current_month() + interval '1 month')::timestamp at time zone 'UTC') as ends
+-- Spend so far in the billing cycle (api_usage, priced by operation as the calls were recorded;
+-- the cycle follows X's cap_reset_day once X reported it), split into X and OpenAI, how much of
+-- the cycle has passed, a straight-line projection to the cycle's end (left out in the first
+-- ~2 % of a cycle, where it means nothing), and the budget (quotas.monthly_budget_usd) with
+-- what is held of it now (spend_usd: recorded spend plus calls in flight). Used by `status`,
+-- /health and the report.
+with c as (
+  select public.current_month() as month, b.starts, b.ends from public.billing_cycle() b
 ), s as (
-  select m.month,
+  select c.month, c.starts, c.ends,
          coalesce(sum(u.estimated_cost_usd), 0)::float8 as spent_usd,
          coalesce(sum(u.estimated_cost_usd) filter (where u.endpoint like 'openai:%'), 0)::float8
            as openai_usd,
          coalesce(sum(u.posts), 0)::bigint as posts,
          coalesce(sum(u.reads), 0)::bigint as reads,
-         (extract(epoch from now() - m.starts) / extract(epoch from m.ends - m.starts))::float8
+         (extract(epoch from now() - c.starts) / extract(epoch from c.ends - c.starts))::float8
            as month_elapsed
-  from m left join public.api_usage u on u.month = m.month
-  group by m.month, m.starts, m.ends
+  from c left join public.api_usage u on u.month = c.month
+  group by c.month, c.starts, c.ends
 )
-select s.month, s.spent_usd, s.spent_usd - s.openai_usd as x_usd, s.openai_usd, s.posts, s.reads,
+select s.month, s.starts as cycle_starts, s.ends as cycle_ends,
+       s.spent_usd, s.spent_usd - s.openai_usd as x_usd, s.openai_usd, s.posts, s.reads,
        s.month_elapsed,
        case when s.month_elapsed > 0.02 then round((s.spent_usd / s.month_elapsed)::numeric, 2)::float8
        end as projected_usd,
-       public.config_value('quotas') ->> 'plan' as plan
+       (select qc.cap from public.quota_caps() qc where qc.resource = 'spend_usd')::float8 as budget_usd,
+       (select q.used from public.quota_usage q
+        where q.month = s.month and q.resource = 'spend_usd')::float8 as budget_held_usd,
+       public.x_access_tier() as plan,
+       (select a.cap_reset_day from public.x_account a where a.id = 1) as cap_reset_day
 from s;
+
+-- name: operator_spend_by_operation
+-- This billing cycle's X and OpenAI calls by endpoint and priced operation.
+select endpoint, operation, calls, units, reads, posts, estimated_cost_usd::float8 as cost_usd
+from public.api_usage
+where month = public.current_month()
+order by estimated_cost_usd desc, endpoint, operation;
+
+-- name: operator_capabilities
+-- What the configured X access tier allows, and why a capability is not available.
+select c.capability, c.label, c.tiers, c.restricted_since, c.source,
+       public.x_tier_allows(c.capability) as in_tier,
+       public.x_capability_available(c.capability) as available,
+       public.x_capability_notice(c.capability) as notice,
+       p.paused_at
+from public.x_capabilities c
+left join public.x_capability_pauses p on p.capability = c.capability
+order by c.capability;
+
+-- name: operator_stats_read
+-- How the latest stats collection read the account's posts, and what each way would have cost.
+select j.finished_at, j.result -> 'source' as source, j.result -> 'estimated_usd' as estimated_usd,
+       j.result -> 'tweets' as tweets
+from public.jobs j
+where j.kind = 'collect_stats' and j.status = 'succeeded' and j.result ? 'source'
+order by j.finished_at desc
+limit 1;
+
+-- name: operator_reply_summoned
+-- The post summoned the account (it mentioned or replied to it): a reply costs the summoned price.
+select exists (select 1 from public.replies r where r.reply_id = %(tweet_id)s::text);
+
+-- name: operator_post_price
+-- X's price of creating a post: the operation's price from configs.pricing.x.
+select public.x_price(%(operation)s::text)::float8 as price;
 
 -- name: operator_open_alerts
 select id, level, kind, message, occurrences, created_at, last_seen_at

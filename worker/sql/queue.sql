@@ -16,6 +16,10 @@ select public.holds_lease(%(id)s, %(worker_id)s, %(lease_token)s);
 -- name: complete_job
 select public.complete_job(%(id)s, %(worker_id)s, lease_token => %(lease_token)s, result => %(result)s);
 
+-- name: skip_job
+select public.skip_job(%(id)s, %(worker_id)s, lease_token => %(lease_token)s, reason => %(reason)s,
+                       result => %(result)s);
+
 -- name: fail_job
 select public.fail_job(%(id)s, %(worker_id)s, lease_token => %(lease_token)s, error => %(error)s,
                        retry_in => %(retry_in)s, retryable => %(retryable)s);

@@ -9,7 +9,7 @@ where id = 1;
 
 -- name: get_scheduled_tweet
 select id, content, topic, with_image, scheduled_for, status, tweet_id, error, image_path, image_url,
-       alt_text, post_started_at
+       alt_text, post_started_at, in_reply_to_tweet_id, quote_tweet_id, generated_at
 from public.scheduled_tweets where id = %(id)s;
 
 -- name: mark_posting
@@ -103,7 +103,7 @@ where id = 1
   and (mentions_since_id is null or mentions_since_id::numeric < %(since_id)s::numeric);
 
 -- name: tweets_for_stats
-select tweet_id from public.tweets
+select tweet_id, posted_at from public.tweets
 where tweet_id is not null and posted_at >= now() - make_interval(days => %(days)s)
 order by posted_at desc;
 
@@ -139,3 +139,79 @@ returning used, x_reported;
 -- name: reads_used
 select coalesce((select used from public.quota_usage
                  where month = public.current_month() and resource = 'reads'), 0);
+
+-- name: consume_quota_upto
+-- As much of `amount` as fits under the cap, at least `minimum` (else 0 and the cap alert).
+-- The month is read in the same statement (the same now()): a refund goes back to it.
+select public.consume_quota_upto(%(resource)s::text, %(amount)s::numeric, %(minimum)s::numeric)
+         as granted,
+       public.current_month() as month;
+
+-- name: reserve_usd
+-- Hold an estimated price in the monthly budget (false: it does not fit, the alert is raised).
+select public.reserve_usd(%(resource)s::text, %(amount)s::numeric);
+
+-- name: settle_usd
+select public.settle_usd(%(resource)s::text, %(reserved)s::numeric, %(actual)s::numeric);
+
+-- name: record_x_usage
+-- Price one X call by operation (configs.pricing.x), reads once per resource per UTC day.
+select public.record_x_usage(
+  endpoint => %(endpoint)s::text, operation => %(operation)s::text, requests => %(requests)s::int,
+  posts => %(posts)s::int, resource_kind => %(resource_kind)s::text,
+  resource_ids => %(resource_ids)s::text[], reserved_usd => %(reserved_usd)s::numeric,
+  rate_limit_limit => %(rate_limit_limit)s::int, rate_limit_remaining => %(rate_limit_remaining)s::int,
+  rate_limit_reset => %(rate_limit_reset)s::timestamptz);
+
+-- name: x_capability
+-- Whether the configured X access tier has a capability (and X has not refused it), and why not.
+select public.x_capability_available(%(capability)s::text) as available,
+       public.x_capability_notice(%(capability)s::text) as notice;
+
+-- name: pause_x_capability
+select public.pause_x_capability(%(capability)s::text, %(detail)s::text);
+
+-- name: x_reply_target
+-- A reply's target: did it summon the account (a `replies` row: it mentioned or replied to it),
+-- or is it the account's own post (a thread)? Either makes the reply allowed on self-serve
+-- access (SQL x_summoned_by); only the first is billed at the summoned-reply price.
+select exists (select 1 from public.replies r where r.reply_id = %(tweet_id)s::text) as summoned,
+       exists (select 1 from public.tweets t where t.tweet_id = %(tweet_id)s::text) as own;
+
+-- name: set_cap_reset_day
+-- X's own billing cycle (GET /2/usage/tweets cap_reset_day): every monthly counter follows it.
+select public.set_cap_reset_day(%(cap_reset_day)s::integer);
+
+-- name: own_posts_since
+-- How many posts the account made since a moment (the owned timeline walks all of them).
+select count(*)::integer from public.tweets
+where tweet_id is not null and posted_at >= %(since)s::timestamptz;
+
+-- name: pricing_config
+-- The prices row as stored (validated by the caller with worker.config.models.PricingConfig).
+select public.config_value('pricing');
+
+-- name: name_authors
+-- Names these authors' rows from any row that knows the username (free: a webhook event or an
+-- earlier lookup named them); returns the authors nobody has named yet.
+with asked as (
+  select distinct a as author_id from unnest(%(ids)s::text[]) as a
+), known as (
+  select distinct on (r.author_id) r.author_id, r.author_username
+  from public.replies r join asked on asked.author_id = r.author_id
+  where r.author_username is not null
+  order by r.author_id, r.ingested_at desc
+), named as (
+  update public.replies p set author_username = k.author_username
+  from known k
+  where p.author_id = k.author_id and p.author_username is null
+  returning 1
+)
+select asked.author_id from asked
+where not exists (select 1 from known k where k.author_id = asked.author_id);
+
+-- name: set_author_usernames
+-- Usernames X gave for authors (GET /2/users), on every row of theirs that has none.
+update public.replies p set author_username = u.username
+from jsonb_to_recordset(%(users)s) as u(author_id text, username text)
+where p.author_id = u.author_id and p.author_username is null and u.username <> '';

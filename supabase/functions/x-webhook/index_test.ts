@@ -683,6 +683,9 @@ Deno.test({
     try {
       await emptyReplies(sql);
       await sql`update public.x_account set user_id = ${BOT}, username = 'chirpbase_bot', webhook_last_event_at = null where id = 1`;
+      // Likes exist only on Enterprise access, and only when auto_like is asked for.
+      await sql`update public.configs set value = value || '{"plan": "enterprise"}'::jsonb where key = 'quotas'`;
+      await sql`update public.configs set value = value || '{"auto_like": true}'::jsonb where key = 'engagement'`;
       assert.equal(await store.botUserId(), BOT);
       const handler = createWebhookHandler({ consumerSecret: SECRET, store, log: () => {} });
       const all = vectors.vectors.map((v) => v.v1);

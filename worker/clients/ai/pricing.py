@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     pass
 
 from worker.clients.ai.limits import RateLimitInfo
+from worker.config.models import ImagePrice, TokenPrice  # the shapes of configs.pricing.openai
 
 R = TypeVar("R")
 
@@ -57,27 +58,6 @@ class Usage:
             request_id=other.request_id or self.request_id,
             rate_limit=other.rate_limit or self.rate_limit,
         )
-
-
-class TokenPrice(BaseModel):
-    """USD per 1M tokens for a text model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    input: float = Field(ge=0)
-    cached_input: float | None = Field(default=None, ge=0)
-    output: float = Field(ge=0)
-
-
-class ImagePrice(BaseModel):
-    """USD per 1M tokens for a GPT image model; ``per_image`` when no usage is reported."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    text_input: float = Field(ge=0)
-    image_input: float = Field(default=0.0, ge=0)
-    output: float = Field(ge=0)
-    per_image: float = Field(ge=0)
 
 
 # Defaults from OpenAI's public price list (standard tier, checked Nov 2026). Config overrides.

@@ -7,13 +7,14 @@ the way requests reach X in ``transport``; the X Activity API (webhooks, subscri
 * OAuth 1.0a user context (``X_API_KEY``, ``X_API_SECRET``, ``X_ACCESS_TOKEN``,
   ``X_ACCESS_TOKEN_SECRET``) for everything the account does; the app bearer token
   (``X_BEARER_TOKEN``) for ``GET /2/usage/tweets``, which only accepts app-only auth.
-* tweepy hardcodes ``https://api.twitter.com``; a :class:`requests.adapters.HTTPAdapter`
-  mounted on tweepy's own session rewrites that prefix to ``X_API_BASE_URL`` (the sandbox),
-  applies the timeouts tweepy does not set, and records every response's
-  ``x-rate-limit-*`` headers per endpoint. The OAuth signature is computed, as it must be,
-  for the public URL.
-* ``POST /2/media/upload`` and ``POST /2/media/metadata`` (absent from tweepy 4.17) are thin
-  calls on the same session with the OAuth1 auth tweepy builds.
+* tweepy hardcodes ``https://api.twitter.com``; tweepy's session is an ``XSession`` that sends
+  those URLs to ``X_API_BASE_URL`` (``https://api.x.com``, the sandbox) before the request is
+  prepared, so the OAuth 1.0a signature covers the URL actually requested. Its adapter applies
+  the timeouts tweepy does not set and records every response's ``x-rate-limit-*`` and
+  24-hour (``x-app-limit-24hour-*``, ``x-user-limit-24hour-*``) headers per endpoint.
+* ``POST /2/tweets`` (for ``made_with_ai``), ``POST /2/media/upload`` and
+  ``POST /2/media/metadata`` (absent from tweepy 4.17) are thin calls on the same session with
+  the OAuth1 auth tweepy builds.
 * Blocking calls run in a small thread pool; every method is ``async``.
 * Errors become the typed hierarchy below. Reads (GET) are retried on 5xx, timeouts and
   network errors; writes never are (an unknown outcome is the caller's to reconcile).
@@ -28,6 +29,8 @@ from worker.clients.x.client import XClient
 from worker.clients.x.errors import (
     XAuthError,
     XBadRequest,
+    XCapabilityRefused,
+    XCreditsExhausted,
     XDuplicate,
     XError,
     XForbidden,
@@ -35,13 +38,16 @@ from worker.clients.x.errors import (
     XNotFound,
     XNotSent,
     XRateLimited,
+    XReplyNotAllowed,
     XServerError,
     XTimeout,
     XUsageCapped,
+    problem_type,
 )
 from worker.clients.x.shapes import (
     LookupResult,
     MentionsPage,
+    OwnTimeline,
     RateLimit,
     TimelinePage,
     TweetMetrics,
@@ -51,20 +57,31 @@ from worker.clients.x.shapes import (
     XUser,
     parse_tweets,
 )
-from worker.clients.x.transport import PUBLIC_BASE_URL, RewritingAdapter, endpoint_name
+from worker.clients.x.transport import (
+    DOCUMENTED_BASE_URL,
+    PUBLIC_BASE_URL,
+    TWEEPY_BASE_URL,
+    XSession,
+    endpoint_name,
+    x_session,
+)
 
 __all__ = [
+    "DOCUMENTED_BASE_URL",
     "PUBLIC_BASE_URL",
+    "TWEEPY_BASE_URL",
     "LookupResult",
     "MentionsPage",
+    "OwnTimeline",
     "RateLimit",
-    "RewritingAdapter",
     "TimelinePage",
     "TweetMetrics",
     "UrlEntity",
     "XAuthError",
     "XBadRequest",
+    "XCapabilityRefused",
     "XClient",
+    "XCreditsExhausted",
     "XDuplicate",
     "XError",
     "XForbidden",
@@ -72,7 +89,9 @@ __all__ = [
     "XNotFound",
     "XNotSent",
     "XRateLimited",
+    "XReplyNotAllowed",
     "XServerError",
+    "XSession",
     "XTimeout",
     "XTweet",
     "XUsage",
@@ -80,4 +99,6 @@ __all__ = [
     "XUser",
     "endpoint_name",
     "parse_tweets",
+    "problem_type",
+    "x_session",
 ]

@@ -23,6 +23,8 @@ from tenacity import (
 from tweepy.auth import OAuth1UserHandler
 
 from worker.clients.x.errors import (
+    FIELD_REFUSED,
+    RESOURCE_NOT_FOUND,
     XAuthError,
     XBadRequest,
     XError,
@@ -31,25 +33,28 @@ from worker.clients.x.errors import (
     error_from_network,
     error_from_response,
     not_served,
+    problem_type,
 )
 from worker.clients.x.shapes import (
     LookupResult,
     MentionsPage,
+    OwnTimeline,
     RateLimit,
     TimelinePage,
     TweetMetrics,
     XTweet,
     XUsage,
     XUser,
+    older_names,
     parse_metrics,
     parse_tweets,
 )
 from worker.clients.x.transport import (
     ENDPOINT_ALIASES,
     PUBLIC_BASE_URL,
-    RewritingAdapter,
     endpoint_name,
     int_header,
+    x_session,
 )
 from worker.content.tweet_text import TweetTextError, validate_tweet_text
 
@@ -116,13 +121,13 @@ class XClient:
         self._auth = OAuth1UserHandler(api_key, api_secret, access_token, access_token_secret)
         self._bearer = bearer_token
         self.base_url = base_url.rstrip("/")
-        self._adapter = RewritingAdapter(
+        # tweepy's own session, replaced by one that sends (and so signs) to base_url
+        self._client.session = x_session(
             self.base_url,
             timeout=(connect_timeout, timeout),
             on_response=self._record_response,
             pool_maxsize=max_workers,
         )
-        self._client.session.mount(PUBLIC_BASE_URL, self._adapter)
         self._rate_limits: dict[str, RateLimit] = {}
         self._lock = threading.Lock()
         self._on_rate_limit = on_rate_limit
@@ -181,14 +186,27 @@ class XClient:
         limit = int_header(response, "x-rate-limit-limit")
         remaining = int_header(response, "x-rate-limit-remaining")
         reset = int_header(response, "x-rate-limit-reset")
-        if limit is None and remaining is None and reset is None:
+        day: tuple[str, int | None, int | None, int | None] | None = None
+        for scope in ("app", "user"):
+            prefix = f"x-{scope}-limit-24hour"
+            day_limit = int_header(response, f"{prefix}-limit")
+            day_remaining = int_header(response, f"{prefix}-remaining")
+            day_reset = int_header(response, f"{prefix}-reset")
+            if day_limit is not None or day_remaining is not None or day_reset is not None:
+                day = (scope, day_limit, day_remaining, day_reset)
+                break
+        if limit is None and remaining is None and reset is None and day is None:
             return
         name = endpoint_name(method, path)
         seen = RateLimit(
             limit=limit,
             remaining=remaining,
-            reset_at=datetime.fromtimestamp(reset, UTC) if reset is not None else None,
+            reset_at=_epoch(reset),
             seen_at=datetime.now(UTC),
+            day_scope=day[0] if day else None,
+            day_limit=day[1] if day else None,
+            day_remaining=day[2] if day else None,
+            day_reset_at=_epoch(day[3]) if day else None,
         )
         with self._lock:
             self._rate_limits[name] = seen
@@ -284,7 +302,7 @@ class XClient:
                 raise XAuthError(f"{endpoint}: no X bearer token configured", endpoint=endpoint)
             headers["Authorization"] = f"Bearer {self._bearer}"
         response = self._client.session.request(
-            method, PUBLIC_BASE_URL + path, headers=headers, auth=request_auth, **kwargs
+            method, self.base_url + path, headers=headers, auth=request_auth, **kwargs
         )
         with response:
             if not 200 <= response.status_code < 300:
@@ -307,25 +325,33 @@ class XClient:
         media_ids: Sequence[str] | None = None,
         reply_to: str | None = None,
         *,
+        quote_tweet_id: str | None = None,
+        made_with_ai: bool = False,
         validate: bool = True,
     ) -> XTweet:
-        """Create a tweet. Never retried here: on XTimeout/XNetworkError/XServerError the
-        tweet may exist; reconcile (``timeline_page``) before posting again. XDuplicate
-        means X already has it."""
+        """Create a tweet (``POST /2/tweets``). Never retried here: on XTimeout/XNetworkError/
+        XServerError the tweet may exist; reconcile (``timeline_page``) before posting again.
+        XDuplicate means X already has it.
+
+        A thin call on tweepy's session (tweepy's ``create_tweet`` has no ``made_with_ai``, the
+        2026 field that discloses AI-generated media; openapi.json CreatePostsRequest)."""
         if validate:
             try:
                 validate_tweet_text(text)
             except TweetTextError as exc:
                 raise XBadRequest(f"tweets: {exc}", endpoint="tweets", detail=str(exc)) from None
-        call = partial(
-            self._client.create_tweet,
-            text=text,
-            media_ids=list(media_ids) if media_ids else None,
-            in_reply_to_tweet_id=reply_to,
-            user_auth=True,
-        )
-        body = await self._run("tweets", call, read=False)
-        data = body.get("data") or {}
+        body: dict[str, Any] = {"text": text}
+        if media_ids:
+            body["media"] = {"media_ids": [str(m) for m in media_ids]}
+        if reply_to:
+            body["reply"] = {"in_reply_to_tweet_id": str(reply_to)}
+        if quote_tweet_id:
+            body["quote_tweet_id"] = str(quote_tweet_id)
+        if made_with_ai:
+            body["made_with_ai"] = True
+        call = partial(self._session_call, "tweets", "POST", "/2/tweets", auth="user", json=body)
+        answer = await self._run("tweets", call, read=False)
+        data = answer.get("data") or {}
         return XTweet(id=str(data["id"]), text=data.get("text", text))
 
     async def like(self, user_id: str, tweet_id: str) -> bool:
@@ -368,8 +394,8 @@ class XClient:
                 max_results=max(5, min(100, max_results)),
                 pagination_token=token,
                 tweet_fields=list(_TWEET_FIELDS),
-                expansions=["author_id"],
-                user_fields=["username", "name"],
+                # No `author_id` expansion: every included user is a User: Read ($0.010, ten
+                # times the owned read of the mention itself); replies keep the author's id.
                 user_auth=True,
             )
             body = await self._run("mentions", call, read=True)
@@ -384,7 +410,33 @@ class XClient:
                 break
         else:
             complete = token is None
-        return MentionsPage(tweets=tweets, newest_id=newest, users=users, complete=complete)
+        return MentionsPage(
+            tweets=tweets, newest_id=newest, users=users, complete=complete, requests=page + 1
+        )
+
+    async def users(self, ids: Iterable[str]) -> list[XUser]:
+        """``GET /2/users?ids=...`` (100 a request): who these accounts are. X bills a User: Read
+        ($0.010) per user returned, once a UTC day; unknown ids are left out."""
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        found: list[XUser] = []
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            call = partial(
+                self._client.get_users,
+                ids=unique[start : start + _LOOKUP_BATCH],
+                user_fields=["username", "name"],
+                user_auth=True,
+            )
+            body = await self._run("users_lookup", call, read=True)
+            for user in body.get("data") or []:
+                if isinstance(user, dict) and user.get("id"):
+                    found.append(
+                        XUser(
+                            id=str(user["id"]),
+                            username=str(user.get("username") or ""),
+                            name=str(user.get("name") or ""),
+                        )
+                    )
+        return found
 
     async def timeline_page(
         self,
@@ -431,20 +483,73 @@ class XClient:
             body = await self._lookup(batch, fields)
             refused: list[str] = []
             for error in body.get("errors") or []:
-                kind = str(error.get("type", ""))
+                kind = problem_type(error)
                 resource = str(error.get("resource_id") or error.get("value") or "")
-                if kind.endswith("/not-authorized-for-field"):
+                if kind in FIELD_REFUSED:
                     refused.append(resource)
-                elif kind.endswith("/resource-not-found"):
+                elif kind == RESOURCE_NOT_FOUND:
                     missing.append(resource)
             for item in body.get("data") or []:
                 found[str(item["id"])] = parse_metrics(item)
+            if "" in refused:
+                # v2.167's field-unauthorized problem names no post: ask again for every post
+                # of the batch X neither returned nor reported missing.
+                refused = [i for i in batch if i not in found and i not in missing]
             retry = [i for i in dict.fromkeys(refused) if i not in found]
             if retry:
                 again = await self._lookup(retry, ["public_metrics"])
                 for item in again.get("data") or []:
                     found[str(item["id"])] = parse_metrics(item)
         return LookupResult((found[i] for i in unique if i in found), missing)
+
+    async def own_timeline(
+        self,
+        user_id: str,
+        since: datetime,
+        *,
+        max_results: int = 100,
+        max_pages: int = 4,
+    ) -> OwnTimeline:
+        """The account's own posts created after ``since`` with their public metrics, newest
+        first, from ``GET /2/users/:id/tweets`` (an owned read: $0.001 a post instead of a
+        lookup's $0.005, docs.x.com/x-api/getting-started/pricing "Owned Reads").
+
+        Pages are followed until one reaches past ``since``, X has no next page, or
+        ``max_pages`` were read. A page may be short or empty and still carry a next token
+        (X's timelines do this): only the timestamps decide. ``served_ids`` are every post X
+        returned (each is billed), ``metrics`` only those after ``since``."""
+        metrics: list[TweetMetrics] = []
+        served: list[str] = []
+        token: str | None = None
+        reached = False
+        pages = 0
+        for pages in range(1, max_pages + 1):  # noqa: B007 - the count is returned
+            call = partial(
+                self._client.get_users_tweets,
+                str(user_id),
+                max_results=max(5, min(100, max_results)),
+                pagination_token=token,
+                tweet_fields=["created_at", "public_metrics"],
+                user_auth=True,
+            )
+            body = await self._run("users_tweets", call, read=True)
+            items = [
+                older_names(i)
+                for i in body.get("data") or []
+                if isinstance(i, dict) and i.get("id")
+            ]
+            served.extend(str(i["id"]) for i in items)
+            for item in items:
+                created = parse_tweets({"data": item})[0]
+                moment = created[0].created_at if created else None
+                if moment is not None and moment < since:
+                    reached = True
+                    continue
+                metrics.append(parse_metrics(item))
+            token = (body.get("meta") or {}).get("next_token")
+            if reached or not token:
+                break
+        return OwnTimeline(metrics, served_ids=served, pages=pages, complete=reached or not token)
 
     async def _lookup(self, ids: list[str], fields: list[str]) -> dict[str, Any]:
         call = partial(self._client.get_tweets, ids, tweet_fields=fields, user_auth=True)
@@ -518,3 +623,7 @@ class XClient:
         self._client.session.close()
 
     close = aclose
+
+
+def _epoch(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None

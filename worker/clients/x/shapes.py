@@ -1,4 +1,11 @@
-"""What X's answers become: posts, users, metrics, usage, rate limits (pure parsing, total)."""
+"""What X's answers become: posts, users, metrics, usage, rate limits (pure parsing, total).
+
+Both namings of X's spec are read: openapi.json v2.167 (2026-08-22) renamed ``retweet_count``
+to ``repost_count``, ``referenced_tweets`` to ``referenced_posts``, ``note_tweet`` to
+``note_post`` and ``includes.tweets`` to ``includes.posts``, while v2.166 and the prose pages
+keep the old names; which one the live API sends is not known, so either is accepted
+(:func:`older_names`).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,29 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RateLimit:
-    """The last ``x-rate-limit-*`` headers X sent for an endpoint."""
+    """The last ``x-rate-limit-*`` headers X sent for an endpoint, and its 24-hour window
+    (``x-app-limit-24hour-*`` or ``x-user-limit-24hour-*``) when X sent one."""
 
     limit: int | None
     remaining: int | None
     reset_at: datetime | None
     seen_at: datetime
+    day_limit: int | None = None
+    day_remaining: int | None = None
+    day_reset_at: datetime | None = None
+    day_scope: str | None = None  # "app" or "user"
+
+    def waits_until(self, now: datetime) -> datetime | None:
+        """When a spent window resets (the later one if both are), or None when one call fits."""
+        spent = [
+            reset
+            for remaining, reset in (
+                (self.remaining, self.reset_at),
+                (self.day_remaining, self.day_reset_at),
+            )
+            if remaining is not None and remaining <= 0 and reset is not None and reset > now
+        ]
+        return max(spent) if spent else None
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class MentionsPage:
     newest_id: str | None
     users: dict[str, XUser]
     complete: bool  # False when max_pages stopped the walk before X's last page
+    requests: int = 1  # pages asked of X
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,20 @@ class TweetMetrics:
     user_profile_clicks: int | None = None
     non_public_metrics: dict[str, int] | None = None
     organic_metrics: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class OwnTimeline:
+    """Metrics of the account's posts after a moment, from its own timeline (owned reads)."""
+
+    metrics: list[TweetMetrics]
+    served_ids: list[str]  # every post X returned (and bills), including ones older than asked
+    pages: int
+    complete: bool  # False when max_pages stopped the walk before reaching the moment
+
+    @property
+    def served(self) -> int:
+        return len(self.served_ids)
 
 
 class LookupResult(list[TweetMetrics]):
@@ -122,6 +161,37 @@ def _parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+_RENAMED_FIELDS = (
+    ("referenced_posts", "referenced_tweets"),
+    ("note_post", "note_tweet"),
+    ("edit_history_post_ids", "edit_history_tweet_ids"),
+)
+
+
+def older_names(item: dict[str, Any]) -> dict[str, Any]:
+    """A post object with v2.167's names mapped to the older ones (both are accepted)."""
+    out = dict(item)
+    for new, old in _RENAMED_FIELDS:
+        if new in out and old not in out:
+            out[old] = out.pop(new)
+    for metrics in ("public_metrics", "organic_metrics", "non_public_metrics"):
+        counts = out.get(metrics)
+        if isinstance(counts, dict) and "repost_count" in counts and "retweet_count" not in counts:
+            counts = dict(counts)
+            counts["retweet_count"] = counts.pop("repost_count")
+            out[metrics] = counts
+    return out
+
+
+def included_posts(body: Any) -> list[dict[str, Any]]:
+    """``includes.tweets`` (or v2.167's ``includes.posts``) of a response body."""
+    includes = body.get("includes") if isinstance(body, dict) else None
+    if not isinstance(includes, dict):
+        return []
+    found = includes.get("tweets", includes.get("posts"))
+    return [older_names(p) for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+
+
 def parse_tweets(body: Any) -> tuple[list[XTweet], dict[str, XUser]]:
     """The posts of one X API v2 response body and the users it includes, by id.
 
@@ -134,7 +204,11 @@ def parse_tweets(body: Any) -> tuple[list[XTweet], dict[str, XUser]]:
     users = _users(body)
     data = body.get("data")
     items = data if isinstance(data, list) else [data]
-    tweets = [_tweet(item, users) for item in items if isinstance(item, dict) and item.get("id")]
+    tweets = [
+        _tweet(older_names(item), users)
+        for item in items
+        if isinstance(item, dict) and item.get("id")
+    ]
     return tweets, users
 
 
@@ -220,6 +294,7 @@ def _tweet(item: dict[str, Any], users: dict[str, XUser]) -> XTweet:
 
 
 def parse_metrics(item: dict[str, Any]) -> TweetMetrics:
+    item = older_names(item)
     public = item.get("public_metrics") or {}
     private = item.get("non_public_metrics")
     return TweetMetrics(

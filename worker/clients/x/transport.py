@@ -1,5 +1,12 @@
-"""How requests reach X: tweepy's session, re-pointed at X_API_BASE_URL, with timeouts and
-per-endpoint names for rate limits, usage rows and errors.
+"""How requests reach X: tweepy's session, sent to X_API_BASE_URL and signed for it, with
+timeouts and per-endpoint names for rate limits, usage rows and errors.
+
+tweepy writes every URL as ``https://api.twitter.com/...``. :class:`XSession` (tweepy's
+``Client.session``) moves such a URL to ``X_API_BASE_URL`` *before* requests prepares the
+request, so the OAuth 1.0a signature, computed while preparing, covers the URL actually
+requested (RFC 5849 section 3.4.1.2: the base string holds the scheme, host and path of the
+request). X's documented host is ``https://api.x.com``; a request signed for one host and sent
+to another is refused with 401.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-PUBLIC_BASE_URL = "https://api.twitter.com"  # what tweepy calls (and signs)
+TWEEPY_BASE_URL = "https://api.twitter.com"  # what tweepy writes in every URL
+PUBLIC_BASE_URL = TWEEPY_BASE_URL  # the default X_API_BASE_URL (tweepy's host still answers)
+DOCUMENTED_BASE_URL = "https://api.x.com"  # openapi.json `servers`
 
 
 # Endpoint names (stable keys for rate limits, usage rows and errors).
@@ -27,6 +36,7 @@ _ENDPOINTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/2/media/upload$"), "media_upload"),
     ("POST", re.compile(r"^/2/media/metadata$"), "media_metadata"),
     ("GET", re.compile(r"^/2/usage/tweets$"), "usage"),
+    ("GET", re.compile(r"^/2/users$"), "users_lookup"),
 )
 
 
@@ -42,6 +52,7 @@ ENDPOINT_ALIASES = {
     "POST /2/media/upload": "media_upload",
     "POST /2/media/metadata": "media_metadata",
     "GET /2/usage/tweets": "usage",
+    "GET /2/users": "users_lookup",
 }
 
 
@@ -55,38 +66,78 @@ def endpoint_name(method: str, path: str) -> str:
     return f"{method.upper()} {template}"
 
 
-class RewritingAdapter(HTTPAdapter):
-    """Send ``https://api.twitter.com/...`` to ``base_url`` instead, with default timeouts,
-    and report each response's rate-limit headers. Never retries (``max_retries=0``)."""
+class XSession(requests.Session):
+    """A requests session that sends tweepy's ``https://api.twitter.com`` URLs to ``base_url``.
+
+    The URL is moved in :meth:`prepare_request`, before auth is applied, so the auth tweepy
+    passes (OAuth 1.0a) signs the URL that is sent. Set it as tweepy's ``Client.session``.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def target(self, url: str) -> str:
+        """Where a URL written for tweepy's host is actually sent."""
+        if self.base_url != TWEEPY_BASE_URL and url.startswith(TWEEPY_BASE_URL + "/"):
+            return self.base_url + url[len(TWEEPY_BASE_URL) :]
+        return url
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        # Every request is prepared here (Session.request too), and auth is applied while
+        # preparing: moving the URL first is what makes the signature cover it.
+        if isinstance(request.url, str):
+            request.url = self.target(request.url)
+        return super().prepare_request(request)
+
+    def api_path(self, url: str) -> str:
+        """The X API path of a URL sent through this session (``/2/...``)."""
+        path = urlsplit(url).path
+        prefix = urlsplit(self.base_url).path.rstrip("/")
+        return path[len(prefix) :] if prefix and path.startswith(prefix) else path
+
+
+class XAdapter(HTTPAdapter):
+    """Default timeouts, and every response reported (for its rate-limit headers). Never
+    retries (``max_retries=0``): retrying is the client's decision, per call."""
 
     def __init__(
         self,
-        base_url: str,
+        session: XSession,
         *,
         timeout: float | tuple[float, float],
         on_response: Callable[[str, str, requests.Response], None] | None = None,
         pool_maxsize: int = 10,
     ) -> None:
         super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
-        self.base_url = base_url.rstrip("/")
+        self.session = session
         self.timeout = timeout
         self.on_response = on_response
 
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        url = request.url or ""
-        rewritten = self.base_url != PUBLIC_BASE_URL and url.startswith(PUBLIC_BASE_URL + "/")
-        if rewritten:
-            request.url = self.base_url + url[len(PUBLIC_BASE_URL) :]
-            kwargs["proxies"] = requests.utils.get_environ_proxies(request.url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         response = super().send(request, **kwargs)
         if self.on_response is not None:
-            path = urlsplit(url).path
+            path = self.session.api_path(request.url or "")
             self.on_response(request.method or "GET", path, response)
         return response
+
+
+def x_session(
+    base_url: str,
+    *,
+    timeout: float | tuple[float, float],
+    on_response: Callable[[str, str, requests.Response], None] | None = None,
+    pool_maxsize: int = 10,
+) -> XSession:
+    """An :class:`XSession` for ``base_url`` with an :class:`XAdapter` on it."""
+    session = XSession(base_url)
+    adapter = XAdapter(session, timeout=timeout, on_response=on_response, pool_maxsize=pool_maxsize)
+    session.mount(session.base_url + "/", adapter)
+    return session
 
 
 def int_header(response: requests.Response, name: str) -> int | None:

@@ -108,6 +108,7 @@ class JobStatus(StrEnum):
     failed = "failed"
     dead = "dead"
     cancelled = "cancelled"
+    skipped = "skipped"
 
 
 def json_default(value: Any) -> Any:

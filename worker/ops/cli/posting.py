@@ -32,21 +32,37 @@ from worker.ops.cli.app import (
 def schedule(
     text: Annotated[str, typer.Argument(help="The exact text to post (X's 280 weighted chars).")],
     at: Annotated[str | None, typer.Option("--at", help=TIME_HELP)] = None,
+    reply_to: Annotated[
+        str | None,
+        typer.Option(
+            "--reply-to",
+            help="Post it as a reply to this post id. On self-serve X access the post must have "
+            "summoned the account (be in `replies`: a mention or reply).",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
     database_url_opt: DatabaseUrl = None,
 ) -> None:
-    """Schedule a written tweet: inserts a scheduled_tweets row (the job follows by trigger)."""
+    """Schedule a written tweet: inserts a scheduled_tweets row (the job follows by trigger).
+    Prints what X will bill for it (a URL makes a post cost $0.20 instead of $0.015)."""
     when = parse_time_option(at)
     with operating(database_url_opt) as op:
-        row = op.schedule(text, when)
+        row = op.schedule(text, when, reply_to=reply_to)
     if json_out:
         print_json(row)
         return
+    price = row.get("price_usd")
+    cost = "" if price is None else f" · X bills ${price:,.3f} ({row['operation']})"
     console.print(
         f"scheduled tweet [bold]{row['id']}[/] for {format_when(row['scheduled_for'])} "
         f"(job {row['job_id']}, post_tweet): {row['weighted_length']}/{MAX_WEIGHTED_LENGTH} "
-        "weighted characters"
+        f"weighted characters{cost}"
     )
+    if row.get("operation") == "post_with_url":
+        console.print(
+            "[yellow]it contains a URL: X bills a post with a link at the URL price "
+            "(configs.pricing.x.post_with_url)[/]"
+        )
 
 
 @app.command()

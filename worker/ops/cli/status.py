@@ -152,7 +152,7 @@ def _render_status(snap: dict[str, Any]) -> None:
     quota.add_column("cap", justify="right")
     for q in snap["quota"]:
         cap, used, pct = q["cap"], q["used"], q["percent"]
-        money = q["resource"] == "openai_usd"
+        money = q["resource"] in ("openai_usd", "spend_usd")
         fmt = (lambda v: f"${v:,.2f}") if money else (lambda v: f"{v:,.0f}")
         if cap:
             style = "red" if pct >= 100 else "yellow" if pct >= 100 * q["alert_threshold"] else ""
@@ -165,11 +165,20 @@ def _render_status(snap: dict[str, Any]) -> None:
         quota.add_row(q["resource"], bar, fmt(used), cap_text)
     b = snap["budget"]
     projected = "-" if b["projected_usd"] is None else f"${b['projected_usd']:,.2f}"
+    budget = "no budget" if not b.get("budget_usd") else f"budget ${b['budget_usd']:,.2f}"
+    cycle = format_when(b["cycle_ends"]) if b.get("cycle_ends") else "month end"
     quota.caption = (
-        f"plan {b['plan'] or '?'} · estimated spend ${b['spent_usd']:,.2f} so far "
-        f"(posts: {b['posts']}, reads: {b['reads']}) · projected {projected} by month end"
+        f"access tier {b['plan'] or '?'} · spent ${b['spent_usd']:,.2f} this billing cycle "
+        f"(X ${b['x_usd']:,.2f}, OpenAI ${b['openai_usd']:,.2f}; posts: {b['posts']}, "
+        f"reads: {b['reads']}) · projected {projected} by {cycle} · {budget}"
     )
     console.print(quota)
+    if b.get("projected_over_budget"):
+        console.print(
+            "[yellow]the projection passes the budget: work will wait once it is spent[/]"
+        )
+    _render_spend(snap.get("spend_by_operation") or [])
+    _render_access(snap.get("access") or {}, snap.get("stats_read"))
 
     if snap["alerts"]:
         alerts = Table(title="Open alerts", title_justify="left")
@@ -201,6 +210,41 @@ def _render_status(snap: dict[str, Any]) -> None:
             f"worker {escape(str(body.get('worker_id', '?')))} · up {body.get('uptime_s', '?')}s "
             f"· database {'up' if db.get('up') else 'down'} · doorbell "
             f"{_doorbell(bell)} · running jobs {body.get('running_jobs', '?')}"
+        )
+
+
+def _render_spend(rows: list[dict[str, Any]]) -> None:
+    """This cycle's calls by priced operation (configs.pricing), dearest first."""
+    priced = [r for r in rows if r["cost_usd"] or r["operation"]]
+    if not priced:
+        return
+    table = Table(title="Spend by operation (this billing cycle)", title_justify="left")
+    for col, just in (("endpoint", "left"), ("operation", "left"), ("calls", "right"),
+                      ("billed units", "right"), ("cost", "right")):  # fmt: skip
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in priced[:12]:
+        table.add_row(
+            r["endpoint"], r["operation"] or "-", f"{r['calls']:,}", f"{r['units']:,}",
+            f"${r['cost_usd']:,.3f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _render_access(access: dict[str, Any], stats_read: dict[str, Any] | None) -> None:
+    """What the configured X access tier allows (SQL x_capabilities), one line each."""
+    caps = access.get("capabilities") or []
+    if caps:
+        console.print(f"X access tier [bold]{escape(str(access.get('tier')))}[/]:")
+        for c in caps:
+            mark = "[green]✓[/]" if c["available"] else "[red]✗[/]"
+            why = "" if c["available"] else f" [dim]({escape(c['notice'] or '')})[/]"
+            console.print(f"  {mark} {escape(c['label'])}{why}", soft_wrap=True)
+    if stats_read and stats_read.get("source"):
+        est = stats_read.get("estimated_usd") or {}
+        console.print(
+            f"stats read via {escape(str(stats_read['source']).replace('_', ' '))} "
+            f"(estimated ${float(est.get('owned_timeline', 0)):,.3f} by the owned timeline, "
+            f"${float(est.get('lookup', 0)):,.3f} by lookups; X bills each post once a day)"
         )
 
 

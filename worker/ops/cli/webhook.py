@@ -35,7 +35,7 @@ from worker.ops.cli.app import (
 if TYPE_CHECKING:
     from worker.clients.x import XClient
     from worker.clients.x.activity import XActivity
-    from worker.conversation.ingest_costs import IngestionCosts
+    from worker.conversation.ingest_costs import IngestionCosts, IngestionPrices
     from worker.db import Database
 
 T = TypeVar("T")
@@ -163,13 +163,11 @@ def status_cmd(json_out: JsonFlag = False, database_url_opt: DatabaseUrl = None)
     from worker.conversation.webhook import health
 
     async def work(api: XActivity, db: Database, x: XClient) -> Any:
-        return await health(api, db)
+        state, volume = await health(api, db)
+        return state, volume, _prices(await db.fetchval("pricing_config"))
 
-    state, volume = _run(database_url_opt, work)
+    state, volume, prices = _run(database_url_opt, work)
     polls = costs.cron_runs_per_day(volume.get("poll_cron") or "* * * * *")
-    # X's prices: the one line to point at the `pricing` config once it carries x.activity_event,
-    # x.owned_read and x.post_read.
-    prices = costs.DEFAULT_INGESTION_PRICES
     compare = {
         owned: costs.compare_ingestion_costs(
             float(volume.get("mentions_per_day") or 0), polls, prices=prices, owned_reads=owned
@@ -189,6 +187,23 @@ def status_cmd(json_out: JsonFlag = False, database_url_opt: DatabaseUrl = None)
         _render(state, volume, compare[True], compare[False])
     if state.state not in ("ok", "not_registered"):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _prices(raw: Any) -> IngestionPrices:
+    """X's prices from the `pricing` row (configs.pricing.x); X's published ones when the row
+    is absent or invalid (the worker refuses an invalid row the same way)."""
+    from pydantic import ValidationError
+
+    from worker.config.models import PricingConfig
+    from worker.conversation.ingest_costs import IngestionPrices
+
+    try:
+        x = PricingConfig.model_validate(raw or {}).x
+    except ValidationError:
+        x = PricingConfig().x
+    return IngestionPrices(
+        activity_event=x.activity_event, owned_read=x.owned_read, post_read=x.post_read
+    )
 
 
 def _render(

@@ -9,6 +9,8 @@ Checks, in order (each time-boxed; independent ones run concurrently):
     realtime    a Realtime channel on public.jobs reaches SUBSCRIBED (and the table is published)
     storage     the `generated-images` bucket exists and is public
     x           the X credentials work (GET /2/users/me)
+    x_access    what the configured X access tier allows (likes and quote posts: Enterprise
+                only), whether X refused any of it, and X's rules for automated accounts
     openai      the OpenAI key works (a moderation call: free, generates nothing)
 
 `run_doctor()` returns the results; the CLI prints them (or JSON) and exits 0 only when all pass.
@@ -171,6 +173,7 @@ async def run_doctor(
                 Check("database", "fail", text, FIX_DB),
                 Check("migrations", "skip", "skipped: the database check failed", FIX_DB),
                 Check("pg_cron", "skip", "skipped: the database check failed", FIX_DB),
+                x_access=Check("x_access", "skip", "skipped: the database check failed", FIX_DB),
             )
 
     db_task = asyncio.create_task(db_part())
@@ -200,7 +203,13 @@ async def run_doctor(
     )
     facts = await db_task
     db_checks = [facts.database, facts.migrations, facts.pg_cron]
-    for c in db_checks:
+    access = facts.x_access or Check(
+        "x_access", "skip", "skipped: the database is unreachable", FIX_DB
+    )
+    for c in [*db_checks, access]:
         if not c.ok:
             c.detail = _scrub(c.detail, secrets)
-    return DoctorReport([env, *db_checks, *results])
+    realtime_check, storage_check, x_check, openai_check = results
+    return DoctorReport(
+        [env, *db_checks, realtime_check, storage_check, x_check, access, openai_check]
+    )

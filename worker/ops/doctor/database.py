@@ -11,11 +11,13 @@ from typing import Any
 import psycopg
 
 from worker.ops.doctor.model import (
+    AUTOMATED_LABEL,
     BUCKET,
     FIX_CRON_JOBS,
     FIX_CRON_MISSING_EXT,
     FIX_DB,
     FIX_MIGRATIONS,
+    FIX_X_ACCESS,
     Check,
 )
 
@@ -37,6 +39,7 @@ class _DbFacts:
     bucket_public: bool | None = None  # None: no row (or unknown)
     bucket_known: bool = False
     published: set[str] | None = None
+    x_access: Check | None = None
 
 
 def _db_checks(dsn: str, timeout: float) -> _DbFacts:
@@ -103,6 +106,14 @@ def _db_checks(dsn: str, timeout: float) -> _DbFacts:
             pg_cron = Check("pg_cron", "fail", f"cannot inspect pg_cron: {exc}", FIX_CRON_JOBS)
         pg_cron.seconds = time.monotonic() - t2
         facts = _DbFacts(database, migrations, pg_cron)
+        t3 = time.monotonic()
+        try:
+            facts.x_access = _access_check(conn)
+        except psycopg.Error as exc:
+            facts.x_access = Check(
+                "x_access", "fail", f"cannot read the access tier: {exc}", FIX_MIGRATIONS
+            )
+        facts.x_access.seconds = time.monotonic() - t3
         # what the Realtime and Storage checks can add
         with contextlib.suppress(psycopg.Error):
             brow = conn.execute(
@@ -119,6 +130,31 @@ def _db_checks(dsn: str, timeout: float) -> _DbFacts:
                 )
             }
         return facts
+
+
+def _access_check(conn: psycopg.Connection) -> Check:
+    """What the configured X access tier (configs.quotas.plan) allows, from x_capabilities;
+    failed when X refused a capability the tier should have (a pause). Always reminds of X's
+    rules for automated accounts."""
+    tier_row = conn.execute("select public.x_access_tier()").fetchone()
+    tier = tier_row[0] if tier_row else "?"
+    rows = conn.execute(
+        "select c.label, public.x_tier_allows(c.capability), p.reason"
+        " from public.x_capabilities c"
+        " left join public.x_capability_pauses p on p.capability = c.capability"
+        " order by c.capability"
+    ).fetchall()
+    allowed = [label for label, ok, paused in rows if ok and not paused]
+    denied = [label for label, ok, paused in rows if not ok]
+    paused = [(label, reason) for label, ok, reason in rows if ok and reason]
+    detail = f"tier {tier}: " + ", ".join(allowed)
+    if denied:
+        detail += "; not on this tier: " + ", ".join(denied)
+    detail += f". {AUTOMATED_LABEL}"
+    if paused:
+        refused = "; ".join(f"{label} ({reason})" for label, reason in paused)
+        return Check("x_access", "fail", f"X refused {refused} although {detail}", FIX_X_ACCESS)
+    return Check("x_access", "ok", detail, None)
 
 
 def _cron_database(conn: psycopg.Connection) -> str | None:

@@ -6,7 +6,17 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 BUCKET = "generated-images"
-CHECKS = ("env", "database", "migrations", "pg_cron", "realtime", "storage", "x", "openai")
+CHECKS = (
+    "env",
+    "database",
+    "migrations",
+    "pg_cron",
+    "realtime",
+    "storage",
+    "x",
+    "x_access",
+    "openai",
+)
 TITLES = {
     "env": "environment",
     "database": "database",
@@ -15,6 +25,7 @@ TITLES = {
     "realtime": "Realtime",
     "storage": "Storage bucket",
     "x": "X credentials",
+    "x_access": "X access tier",
     "openai": "OpenAI key",
 }
 Status = Literal["ok", "fail", "skip"]
@@ -60,6 +71,16 @@ FIX_X_AUTH = (
 )
 FIX_X_NETWORK = "cannot reach the X API: check network access and X_API_BASE_URL (if set)"
 FIX_X_RATE = "X rate-limited or capped the call: wait for the reset (see `chirpbase status`)"
+FIX_X_ACCESS = (
+    "set configs.quotas.plan to the tier X gives this app (developer console → the project), "
+    "or ask X for Enterprise access; the pause lifts when the plan changes"
+)
+# X's developer guidelines, "Automation rules" (docs.x.com/developer-guidelines).
+AUTOMATED_LABEL = (
+    "X requires automated accounts to show the 'Automated' profile label (account settings → "
+    "your account → automation) and to say in the bio that it is a bot and who runs it "
+    "(docs.x.com/developer-guidelines, Automation rules)"
+)
 FIX_OPENAI_AUTH = (
     "OpenAI rejected OPENAI_API_KEY: create a key at https://platform.openai.com/api-keys "
     "(and check OPENAI_BASE_URL, if set)"

@@ -11,7 +11,7 @@
 alter table public.jobs add column if not exists lease_token uuid;
 comment on column public.jobs.lease_token is
   'Fencing token of the current claim: set afresh by claim_jobs, cleared when the claim ends. '
-  'complete_job, fail_job, snooze_job, heartbeat_jobs, release_jobs and complete_jobs act only '
+  'complete_job, fail_job, snooze_job, skip_job, heartbeat_jobs, release_jobs and complete_jobs act only '
   'for the claim whose token they are given.';
 
 drop function if exists public.heartbeat_jobs(text, bigint[], interval);
@@ -19,6 +19,7 @@ drop function if exists public.complete_job(bigint, text, jsonb);
 drop function if exists public.complete_jobs(text, bigint[]);
 drop function if exists public.fail_job(bigint, text, text, interval, boolean);
 drop function if exists public.snooze_job(bigint, text, timestamptz, text);
+drop function if exists public.skip_job(bigint, text, text, jsonb);
 drop function if exists public.release_jobs(text, bigint[]);
 
 -- claim_jobs: lease up to `max` due jobs of the given kinds to one worker, each with a new token.
@@ -31,6 +32,10 @@ create or replace function public.claim_jobs(
 language sql
 security definer
 set search_path = ''
+-- The O(batch) plan (ordered scan of jobs_claim_idx stopped after `max`), as the batch-scale
+-- migration set it: CREATE OR REPLACE resets settings made with ALTER FUNCTION.
+set enable_sort = off
+set enable_hashjoin = off
 as $$
   with picked as (
     select j.id
@@ -258,6 +263,36 @@ begin
 end
 $$;
 
+-- skip_job: end a held job as `skipped` (work that must not be attempted: a capability the X
+-- access tier lacks), the reason in result.skipped. False when the claim is stale.
+create or replace function public.skip_job(
+  id bigint,
+  worker_id text,
+  lease_token uuid,
+  reason text,
+  result jsonb default null
+) returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+#variable_conflict use_column
+begin
+  update public.jobs j
+  set status = 'skipped',
+      result = coalesce(skip_job.result, '{}'::jsonb) || jsonb_build_object('skipped', left(skip_job.reason, 1000)),
+      last_error = null,
+      locked_by = null,
+      locked_until = null,
+      lease_token = null,
+      finished_at = now(),
+      updated_at = now()
+  where j.id = skip_job.id and j.status = 'running' and j.locked_by = skip_job.worker_id
+    and j.lease_token = skip_job.lease_token;
+  return found;
+end
+$$;
+
 -- release_jobs: a worker shutting down hands back claims it has not finished (attempt refunded).
 -- Returns how many it released.
 create or replace function public.release_jobs(worker_id text, ids bigint[], lease_tokens uuid[])
@@ -342,7 +377,7 @@ as $$
     update public.jobs j
     set status = 'queued', attempts = 0, run_at = now(), finished_at = null, updated_at = now(),
         locked_by = null, locked_until = null, lease_token = null
-    where j.id = retry_job.id and j.status in ('dead', 'failed', 'cancelled')
+    where j.id = retry_job.id and j.status in ('dead', 'failed', 'cancelled', 'skipped')
     returning 1
   )
   select exists (select 1 from r);
@@ -358,7 +393,7 @@ begin
     from pg_catalog.pg_proc p
     where p.pronamespace = 'public'::regnamespace
       and p.proname in ('claim_jobs', 'check_lease_claims', 'heartbeat_jobs', 'holds_lease',
-                        'complete_job', 'complete_jobs', 'fail_job', 'snooze_job', 'release_jobs',
+                        'complete_job', 'complete_jobs', 'fail_job', 'snooze_job', 'skip_job', 'release_jobs',
                         'reap_expired_leases', 'cancel_job', 'retry_job')
   loop
     execute format('revoke all on function %s from public, anon, authenticated', fn);

@@ -19,9 +19,11 @@ set search_path = ''
 as $$
 #variable_conflict use_column
 begin
-  -- A month is named by its first day, as current_month() and consume_quota's callers see it.
-  if refund_quota.month is not null and extract(day from refund_quota.month) <> 1 then
-    raise exception 'refund_quota: month must be the first day of a month, got %', refund_quota.month
+  -- A month is named by the first day of its billing cycle (current_month(), which follows X's
+  -- cap_reset_day), as consume_quota's callers see it.
+  if refund_quota.month is not null
+     and refund_quota.month <> public.billing_cycle_start(refund_quota.month::timestamp at time zone 'UTC') then
+    raise exception 'refund_quota: month must be the first day of a billing cycle, got %', refund_quota.month
       using errcode = '22023';
   end if;
   update public.quota_usage u
@@ -33,7 +35,7 @@ $$;
 
 -- The month a post's reservation was taken in: the one it started posting in (the quota is
 -- consumed in the same transaction that sets post_started_at). The same UTC month as
--- current_month(), of that moment instead of now().
+-- current_month() (the billing cycle's first day), of that moment instead of now().
 create or replace function public.post_reservation_month(scheduled_tweet_id bigint)
 returns date
 language sql
@@ -41,7 +43,7 @@ stable
 security definer
 set search_path = ''
 as $$
-  select (date_trunc('month', s.post_started_at at time zone 'UTC'))::date
+  select public.billing_cycle_start(s.post_started_at)
   from public.scheduled_tweets s where s.id = post_reservation_month.scheduled_tweet_id;
 $$;
 
