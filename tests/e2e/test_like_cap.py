@@ -1,6 +1,6 @@
 """The daily like cap holds under concurrency: likes are taken from an atomic counter, the way
 the monthly quotas are, not counted and then acted on (which let every handler running at once
-pass the check)."""
+pass the check). Each worker likes one at a time, so the concurrency here is three replicas."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sandbox.stack import SandboxStack
 from sandbox.x_api import LIKE
 from tests.waiting import wait_for
 from tests.workers import running
+from tests.xaccess import use_enterprise
 from worker.runtime.worker import Worker
 
 CAP = 3
@@ -20,6 +21,7 @@ CAP = 3
 async def test_concurrent_likes_never_exceed_the_daily_cap(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str
 ) -> None:
+    use_enterprise(stack.x, conn)  # likes exist on Enterprise access only
     conn.execute(
         "update public.configs set value = value || %s::jsonb where key = 'engagement'",
         (f'{{"auto_like": true, "daily_like_cap": {CAP}}}',),
@@ -32,8 +34,10 @@ async def test_concurrent_likes_never_exceed_the_daily_cap(
             "insert into public.replies (reply_id, author_id, content) values (%s, %s, %s)",
             (m.id, fan.id, m.text),
         )
-    worker = Worker(stack.settings(dsn, poll_interval_s=0.3), kinds=["like_reply"])
-    async with running(worker):
+    replicas = [
+        Worker(stack.settings(dsn, poll_interval_s=0.3), kinds=["like_reply"]) for _ in range(3)
+    ]
+    async with running(replicas[0]), running(replicas[1]), running(replicas[2]):
         await wait_for(
             lambda: conn.execute(
                 "select count(*) = 8 from public.jobs where kind = 'like_reply'"

@@ -166,7 +166,14 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     scalar(conn, "select public.set_cap_reset_day(3)")
     scalar(conn, "select public.enqueue_periodic_job('noop', 'trap', 0, 1)")
     [to_skip] = claim(conn, "w4")
-    assert scalar(conn, "select public.skip_job(%s, 'w4', 'trap')", (to_skip["id"],)) is True
+    assert (
+        scalar(
+            conn,
+            "select public.skip_job(%s, 'w4', %s, 'trap')",
+            (to_skip["id"], to_skip["lease_token"]),
+        )
+        is True
+    )
     assert scalar(conn, "select public.pause_x_capability('quotes', 'trap')") is True
     conn.execute("select * from public.evaluate_alerts()").fetchall()
     scalar(conn, "select public.sync_schedules()")
