@@ -266,6 +266,12 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
             await _record_found(ctx, row, found, operation)
             ctx.log.info("reconciled: tweet {} was already posted", found.tweet_id)
             return {"tweet_id": found.tweet_id, "reconciled": True}
+        if row["duplicate_refused_at"] is not None:
+            # X called the text a duplicate, and a whole window later this row's post is still
+            # not on the timeline: it duplicates an older post. Asking again would loop.
+            reason = "X refused the text as a duplicate of an earlier tweet"
+            await _give_back(ctx, row["id"], refund=True, fail=reason)
+            raise GiveUp(reason)
 
     wait_for_spent_window(ctx, "tweets")
     async with budgeted(ctx, _estimate(ctx, row, operation)) as spend:
@@ -379,6 +385,7 @@ async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> di
     """X refused the text as a duplicate: the post exists. Nothing is refunded (X billed the
     call that created it, and this row's reservation stands for it); it is found and recorded,
     after the consistency window if need be."""
+    await ctx.services.db.execute("note_duplicate_refusal", {"id": row["id"]})
     found = await reconcile(ctx, row, media_count=_media_count(row))
     if found:
         owner = await ctx.services.db.fetchval("tweet_recorded_for", {"tweet_id": found.tweet_id})

@@ -12,7 +12,7 @@ where id = 1;
 select s.id, s.content, coalesce(s.topic, t.topic) as topic, s.with_image, s.scheduled_for,
        s.status, s.tweet_id, s.error, s.image_path, s.image_url, s.alt_text, s.post_started_at,
        s.in_reply_to_tweet_id, s.quote_tweet_id, s.generated_at, s.poll_options,
-       s.poll_duration_minutes
+       s.poll_duration_minutes, s.duplicate_refused_at
 from public.scheduled_tweets s
 left join public.scheduled_tweets t on t.id = s.thread_of
 where s.id = %(id)s;
