@@ -267,6 +267,11 @@ begin
       old.id, new.thread_position, new.thread_position - 1
       using errcode = '23514';
   end if;
+  if (old.thread is not null or old.thread_parts is not null) and new.content is not null
+     and new.content is distinct from old.content then
+    raise exception 'scheduled_tweets %: a thread has no text of its own; its parts are rows (thread_of = %): change those',
+      old.id, old.id using errcode = '23514';
+  end if;
   if new.thread_of is distinct from old.thread_of or new.thread_position is distinct from old.thread_position then
     raise exception 'scheduled_tweets %: a part''s thread and position do not change', old.id
       using errcode = '23514';

@@ -211,6 +211,8 @@ def test_parts_of_a_thread_stay_put(conn: psycopg.Connection) -> None:
         conn.execute(
             "update public.scheduled_tweets set thread_position = 2 where id = %s", (first,)
         )
+    with pytest.raises(psycopg.errors.CheckViolation, match="a thread has no text of its own"):
+        conn.execute("update public.scheduled_tweets set content = 'x' where id = %s", (thread,))
     with pytest.raises(psycopg.errors.CheckViolation, match="rows of their own"):
         conn.execute("update public.scheduled_tweets set thread = '{x,y}' where id = %s", (thread,))
 
