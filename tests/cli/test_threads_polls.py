@@ -80,3 +80,12 @@ def test_generate_a_thread(cli: Cli, conn: psycopg.Connection) -> None:
     assert "generated thread of 3 parts" in cli("generate", "--topic", "x", "--thread", "3").out
     bad = cli("generate", "--topic", "x", "--thread", "1")
     assert bad.code == EXIT_USAGE and "2 to 25 parts" in bad.err
+
+
+def test_status_lists_a_thread_once_with_its_progress(cli: Cli, conn: psycopg.Connection) -> None:
+    made = cli("thread", "Opening part", "Closing part", "--at", "+1h", "--json")
+    assert made.code == 0, made
+    run = cli("status", "--json")
+    assert run.code == 0, run
+    upcoming = run.json()["upcoming"]
+    assert [u["content"] for u in upcoming] == ["Opening part (thread: 0 of 2 parts posted)"]

@@ -112,10 +112,16 @@ from public.queue_depth
 order by kind, status;
 
 -- name: operator_upcoming_posts
-select id, status, content, topic, with_image, scheduled_for, job_id, error
-from public.scheduled_tweets
-where status in ('pending', 'generating', 'awaiting_approval', 'approved', 'posting')
-order by scheduled_for, id
+-- A thread is one line (its first part, and how far it got); its part rows are not listed.
+select s.id, s.status,
+       coalesce(s.content, case when s.thread is not null then pg_catalog.format(
+         '%%s (thread: %%s of %%s parts posted)', s.thread[1],
+         coalesce(cardinality(s.thread_tweet_ids), 0), cardinality(s.thread)) end) as content,
+       s.topic, s.with_image, s.scheduled_for, s.job_id, s.error
+from public.scheduled_tweets s
+where s.status in ('pending', 'generating', 'awaiting_approval', 'approved', 'posting')
+  and s.thread_of is null
+order by s.scheduled_for, s.id
 limit %(limit)s::integer;
 
 -- name: operator_recent_posts
