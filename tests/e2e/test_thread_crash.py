@@ -117,3 +117,74 @@ async def test_a_five_part_thread_survives_kill_9_after_part_2(
     # Self-replies are plain posts, on X's bill and on chirpbase's.
     assert stack.x.billing.by_operation().keys() >= {"post"}
     assert "reply_summoned" not in stack.x.billing.by_operation()
+
+
+@pytest.mark.timeout(120)
+async def test_a_thread_killed_between_parts_resumes_at_the_next_part(
+    stack: SandboxStack, conn: psycopg.Connection, dsn: str, admin_dsn: str, tmp_path: Path
+) -> None:
+    """Killed while part 3 waits its turn (X's rate limit had 2 posts left): nothing in flight,
+    so the restarted worker simply posts parts 3-5; parts 1-2 are never sent again."""
+    stack.x.set_rate_limit(CREATE_TWEET, remaining=2, reset_in=600)
+    thread_id = one(
+        conn, "insert into public.scheduled_tweets (thread) values (%s) returning id", PARTS
+    )["id"]
+
+    def third_waits() -> bool:
+        got = parts(conn, thread_id)
+        return got[2]["job"] == "queued" and got[2]["status"] == "pending"
+
+    with worker_process(stack, dsn, "thread-between-1", tmp_path / "worker-1.log") as proc:
+        await wait_for(
+            lambda: third_waits() or proc.poll() is not None,
+            timeout=60,
+            message="part 3 to wait for X's rate limit",
+        )
+        assert proc.poll() is None, (tmp_path / "worker-1.log").read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert len(stack.x.posted_tweets()) == 2
+    assert [p["status"] for p in parts(conn, thread_id)] == [
+        "posted",
+        "posted",
+        "pending",
+        "pending",
+        "pending",
+    ]
+
+    stack.x.set_rate_limit(CREATE_TWEET, remaining=100, reset_in=900)  # the window reset
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            "update public.jobs set run_at = now() where id = %s",
+            (parts(conn, thread_id)[2]["job_id"],),
+        )
+    with worker_process(stack, dsn, "thread-between-2", tmp_path / "worker-2.log") as proc:
+        await wait_for(
+            lambda: (
+                one(conn, "select status from public.scheduled_tweets where id = %s", thread_id)[
+                    "status"
+                ]
+                in ("posted", "failed")
+                or proc.poll() is not None
+            ),
+            timeout=60,
+            message="the restarted worker to finish the thread",
+        )
+        assert proc.poll() is None, (tmp_path / "worker-2.log").read_text()[-3000:]
+
+    tweets = sorted(stack.x.posted_tweets(), key=lambda t: int(t.id))
+    assert [t.source_text for t in tweets] == PARTS
+    for earlier, later in itertools.pairwise(tweets):
+        assert later.referenced_tweets == [{"type": "replied_to", "id": earlier.id}]
+    # Five creates, all answered 201: part 3 waited for the window without asking (the headers
+    # of part 2's answer said it was spent), and nothing was sent twice.
+    assert (
+        stack.x.request_count(CREATE_TWEET) == stack.x.request_count(CREATE_TWEET, status=201) == 5
+    )
+    after = parts(conn, thread_id)
+    assert [p["attempts"] for p in after[:2]] == [1, 1]
+    assert (
+        one(conn, "select status from public.scheduled_tweets where id = %s", thread_id)["status"]
+        == "posted"
+    )
+    assert one(conn, "select used from public.quota_usage where resource = 'posts'")["used"] == 5
