@@ -174,3 +174,29 @@ async def test_a_generated_thread_with_an_image_on_part_one(
     assert thread["thread_tweet_ids"] == [t.id for t in tweets]
     prompts = [r.prompt_text for r in stack.openai.requests_for("chat")]
     assert "post 2 of a 3-post thread" in prompts[1] and texts[0] in prompts[1]
+
+
+async def test_a_generated_part_that_repeats_an_earlier_one_is_written_again(
+    stack: SandboxStack, conn: psycopg.Connection, dsn: str
+) -> None:
+    """X refuses a duplicate post, and a thread that repeats itself reads badly: part 2's first
+    draft repeats part 1, is rejected by the similarity check, and the model is asked again with
+    the reason."""
+    first = "Vacuum, a thread: why dead tuples pile up in Postgres."
+    for text in (first, first, "Autovacuum runs by itself; tune its thresholds."):
+        stack.openai.queue_chat({"text": text, "alt_text": "", "image_prompt": ""})
+    thread_id = one(
+        conn,
+        "insert into public.scheduled_tweets (topic, thread_parts) values ('vacuum', 2) returning id",
+    )["id"]
+    worker = Worker(
+        stack.settings(dsn, poll_interval_s=0.3), kinds=["generate_tweet", "post_tweet"]
+    )
+    async with run_worker(worker):
+        await wait_for(lambda: settled(conn, thread_id), timeout=40, message="thread posted")
+    thread = one(conn, "select * from public.scheduled_tweets where id = %s", thread_id)
+    assert thread["status"] == "posted", thread["error"]
+    assert thread["thread"] == [first, "Autovacuum runs by itself; tune its thresholds."]
+    prompts = [r.prompt_text for r in stack.openai.requests_for("chat")]
+    assert len(prompts) == 3
+    assert "too close to a recent tweet" in prompts[2]

@@ -330,18 +330,40 @@ class Generator:
         )
 
 
+class ThreadPart(Generator):
+    """One part of a generated thread: checked as a tweet, and also against the parts before
+    it (X refuses a duplicate post, and a thread that repeats itself reads badly)."""
+
+    def __init__(
+        self, ctx: JobContext, row: dict[str, Any], spend: OpenAISpend, earlier: list[str]
+    ):
+        super().__init__(ctx, row, spend)
+        self.earlier = earlier
+
+    async def _check(self, draft: Draft) -> Rejection | None:
+        if self.earlier:
+            closest = await self.ctx.services.db.fetchrow(
+                "similarity_to_each", {"text": draft.text, "others": self.earlier}
+            )
+            threshold = self.generation.similarity_threshold
+            if closest is not None and closest["similarity"] >= threshold:
+                return near_duplicate(draft, closest["other"], closest["similarity"], threshold)
+        return await super()._check(draft)
+
+
 async def write_thread(
     ctx: JobContext, row: dict[str, Any], spend: OpenAISpend
 ) -> tuple[list[Draft], StoredImage | None]:
     """The parts of a generated thread (`thread_parts` of them), one after the other: each a
-    draft written and checked as a tweet is, given the parts before it. An image, when asked
-    for, goes with part 1 alone."""
+    draft written and checked as a tweet is (and against the parts before it), given the parts
+    before it. An image, when asked for, goes with part 1 alone."""
     total = int(row["thread_parts"])
     drafts: list[Draft] = []
     image: StoredImage | None = None
     for position in range(1, total + 1):
-        topic = thread_part_topic(row["topic"], position, total, [d.text for d in drafts])
-        part = Generator(ctx, {**row, "topic": topic}, spend)
+        earlier = [d.text for d in drafts]
+        topic = thread_part_topic(row["topic"], position, total, earlier)
+        part = ThreadPart(ctx, {**row, "topic": topic}, spend, earlier)
         if position > 1:
             part.want_image, part.image_brief = False, None
         draft, drawn = await part.run()

@@ -115,3 +115,10 @@ select public.record_api_usage(
   openai_output_tokens => %(output_tokens)s::integer,
   images => %(images)s::integer,
   estimated_cost_usd => %(cost_usd)s::numeric);
+
+-- name: similarity_to_each
+-- pg_trgm similarity of %(text)s to each of %(others)s (the parts of a thread written so far).
+select o.other, extensions.similarity(o.other, %(text)s)::float8 as similarity
+from unnest(%(others)s::text[]) as o(other)
+order by 2 desc
+limit 1;
