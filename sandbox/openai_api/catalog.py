@@ -10,10 +10,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 DEFAULT_API_KEY = "sk-sandbox-chirpbase"
-
-
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
-
 
 # Models the stand-in serves. Sets are per endpoint family; tests may add to them.
 CHAT_MODELS: frozenset[str] = frozenset(
@@ -49,8 +46,6 @@ CHAT_MODELS: frozenset[str] = frozenset(
         "gpt-4o-mini-2024-07-18",
     }
 )
-
-
 IMAGE_MODELS: frozenset[str] = frozenset(
     {
         "gpt-image-1-mini",
@@ -62,13 +57,9 @@ IMAGE_MODELS: frozenset[str] = frozenset(
         "chatgpt-image-latest",
     }
 )
-
-
 MODERATION_MODELS: frozenset[str] = frozenset(
     {"omni-moderation-latest", "omni-moderation-2024-09-26"}
 )
-
-
 # Shut down per the SDK's model notes as of late 2026: requests for them get a 404.
 RETIRED_MODELS: frozenset[str] = frozenset(
     {
@@ -88,28 +79,15 @@ RETIRED_MODELS: frozenset[str] = frozenset(
         "text-moderation-stable",
     }
 )
-
-
 # Image models that take arbitrary WIDTHxHEIGHT (multiples of 16, aspect 1:3..3:1, pixel limits).
 FLEXIBLE_SIZE_IMAGE_MODELS: frozenset[str] = frozenset(
     {"gpt-image-2", "gpt-image-2-2026-04-21", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare"}
 )
-
-
 STANDARD_IMAGE_SIZES: tuple[str, ...] = ("1024x1024", "1024x1536", "1536x1024", "auto")
-
-
 MIN_IMAGE_PIXELS = 655_360
-
-
 MAX_IMAGE_PIXELS = 3840 * 2160
-
-
 MAX_IMAGE_EDGE = 3840
-
-
 MAX_PROMPT_CHARS = 32_000
-
 
 MODERATION_CATEGORIES: tuple[str, ...] = (
     "harassment",
@@ -126,8 +104,6 @@ MODERATION_CATEGORIES: tuple[str, ...] = (
     "violence",
     "violence/graphic",
 )
-
-
 _IMAGE_CAPABLE_CATEGORIES = frozenset(
     {
         "self-harm",
@@ -138,20 +114,10 @@ _IMAGE_CAPABLE_CATEGORIES = frozenset(
         "violence/graphic",
     }
 )
-
-
 MESSAGE_ROLES: tuple[str, ...] = ("system", "assistant", "user", "function", "tool", "developer")
-
-
 Endpoint = Literal["chat", "images", "moderations", "models"]
-
-
 ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
-
-
 FaultKind = Literal[
     "rate_limit", "quota", "server_error", "bad_gateway", "overloaded", "timeout", "disconnect"
 ]
-
-
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)

@@ -24,10 +24,7 @@ from sandbox.openai_api.params import _article, _type_name
 from sandbox.openai_api.state import Fault, OpenAIState, RecordedRequest
 
 STATE_KEY = web.AppKey("openai_state", OpenAIState)
-
-
 _SHUTDOWN_KEY = web.AppKey("openai_shutdown", asyncio.Event)
-
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
@@ -35,16 +32,12 @@ _BAD_JSON = (
     "was not valid JSON. If you have trouble figuring out how to fix this, please contact us "
     "through our help center at help.openai.com.)"
 )
-
-
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with "
     "blank username) if you're accessing the API from your browser and are prompted for a "
     "username. You can obtain an API key from https://platform.openai.com/account/api-keys."
 )
-
-
 _BAD_GATEWAY_HTML = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"

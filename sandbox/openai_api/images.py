@@ -25,11 +25,7 @@ from sandbox.openai_api.errors import ApiError
 from sandbox.openai_api.params import _invalid_type, _invalid_value
 
 _OUTPUT_TOKENS_1024 = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
-
-
 _IMAGE_CACHE: OrderedDict[tuple[str, int, int, int, str], bytes] = OrderedDict()
-
-
 _IMAGE_CACHE_SIZE = 64
 
 

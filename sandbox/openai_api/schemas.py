@@ -13,8 +13,6 @@ from typing import Any
 from sandbox.openai_api.params import _type_name
 
 _SCHEMA_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
 _PRIMARY_TEXT_FIELDS = ("text", "tweet", "tweet_text", "content", "body", "message", "post")
 
 
