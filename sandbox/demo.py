@@ -5,8 +5,8 @@ stand-ins for X, OpenAI, Supabase Realtime and Storage. Nothing is sent to the r
 
 The demo resets chirpbase's tables in the local `postgres` database, loads three weeks of
 clearly labelled simulated history (so the report has something to show), starts a worker
-with its Realtime doorbell, schedules a written tweet and a generated one with an image,
-lets people reply and engagement grow on the X stand-in, and ends with the report. The worker
+with its Realtime doorbell, schedules a written tweet and a generated one with an image, a
+thread and a poll, lets people reply and vote and engagement grow on the X stand-in, and ends with the report. The worker
 serves the operator console meanwhile (its URL and a fresh sandbox password are printed).
 
 `python -m sandbox.demo --console` (`make console`) tells the same story, then keeps the
@@ -47,7 +47,9 @@ from worker.runtime.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "postgres"  # the database pg_cron runs in, as on Supabase
-CHIRPBASE_TABLES = "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts"
+CHIRPBASE_TABLES = (
+    "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts, polls"
+)
 REPLIERS = [
     ("ada_writes", "This is exactly the Postgres trick I needed today, thanks!"),
     ("grace_ops", "Saved. SKIP LOCKED queues are underrated."),
@@ -234,6 +236,58 @@ async def wait_until(check: Callable[[], bool], within_s: float, live: Callable[
     return False
 
 
+THREAD = (
+    "How chirpbase posts exactly once, a thread 🧵",
+    "1. The intent is written to Postgres before X is called.",
+    "2. An unknown outcome is looked up on the timeline before any retry.",
+    "3. Each part of a thread is its own row: a crash resumes at the next part.",
+)
+
+
+async def post_thread_and_poll(
+    one: Callable[..., Any], timeline: Timeline, refresh: Callable[[], None]
+) -> int:
+    """A thread (each part a reply to the one before) and a poll, scheduled as rows. Returns
+    the poll's row id."""
+    thread = one(
+        "insert into public.scheduled_tweets (thread) values (%s) returning id", list(THREAD)
+    )[0]
+    timeline.add(f"operator inserted scheduled_tweets #{thread}: a thread of {len(THREAD)} parts")
+    poll = one(
+        "insert into public.scheduled_tweets (content, poll_options, poll_duration_minutes)"
+        " values (%s, %s, 60) returning id",
+        "Where does your job queue live?",
+        ["Postgres", "Redis", "A cloud queue", "What queue?"],
+    )[0]
+    timeline.add(f"operator inserted scheduled_tweets #{poll}: a poll, 4 options, 60 minutes")
+
+    def status(row_id: int) -> str:
+        return str(one("select status from public.scheduled_tweets where id = %s", row_id)[0])
+
+    await wait_until(lambda: status(thread) in ("posted", "failed"), 20, refresh)
+    ids = one("select thread_tweet_ids, error from public.scheduled_tweets where id = %s", thread)
+    if status(thread) == "posted":
+        chain = " ← ".join(i[-4:] for i in reversed(ids[0]))
+        timeline.add(f"thread posted, each part replying to the one before: {chain}")
+    else:
+        timeline.add(f"[red]thread failed: {ids[1]}[/]")
+    await wait_until(lambda: status(poll) in ("posted", "failed"), 20, refresh)
+    timeline.add(f"poll {status(poll)} (votes arrive on the X stand-in as time passes)")
+    return int(poll)
+
+
+def poll_results(one: Callable[..., Any], poll: int) -> str:
+    row = one(
+        "select p.options, p.voting_status from public.polls p join public.scheduled_tweets s"
+        " on s.tweet_id = p.tweet_id where s.id = %s",
+        poll,
+    )
+    if row is None:
+        return "no poll results collected yet"
+    votes = ", ".join(f"{o['label']} {o['votes']}" for o in row[0])
+    return f"poll results ({row[1]}): {votes}"
+
+
 CONSOLE_TOPICS = (
     ("covering indexes", True),
     ("why VACUUM matters", True),
@@ -345,6 +399,7 @@ async def run_demo(keep_console: bool = False) -> Path:
                 timeline.add(f"generated tweet posted with its image ({row[1].rsplit('/', 1)[-1]})")
             else:
                 timeline.add(f"[red]generated tweet is {row[0]}: {row[2]}[/]")
+            poll = await post_thread_and_poll(one, timeline, refresh)
 
             ours = [t for t in stack.x.posted_tweets()]
             for i, (username, text) in enumerate(REPLIERS):
@@ -379,6 +434,9 @@ async def run_demo(keep_console: bool = False) -> Path:
 
             rng = random.Random(3)
             for round_no in range(1, 4):
+                for poll_tweet in list(stack.x.polls.by_tweet):  # people vote, Postgres mostly
+                    stack.x.polls.vote(poll_tweet, 1, rng.randint(8, 20))
+                    stack.x.polls.vote(poll_tweet, rng.randint(2, 4), rng.randint(1, 6))
                 for tweet in ours:
                     stack.x.advance_metrics(
                         tweet.id,
@@ -404,6 +462,7 @@ async def run_demo(keep_console: bool = False) -> Path:
                 timeline.add(
                     f"engagement grew; collect_stats round {round_no} stored (hourly in production)"
                 )
+                timeline.add(poll_results(one, poll))
                 await wait_until(
                     lambda: False, PACE_S, refresh
                 )  # let people watch the numbers move

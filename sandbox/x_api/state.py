@@ -184,7 +184,7 @@ class _Faults:
     fail: dict[str, list[int]] = field(default_factory=dict)
     hang: dict[str, list[float]] = field(default_factory=dict)
     no_reset_429: dict[str, int] = field(default_factory=dict)
-    drop_after_create: list[DropMode] = field(default_factory=list)
+    drop_after_create: list[DropMode | None] = field(default_factory=list)
 
 
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
@@ -297,6 +297,9 @@ class XState:
 
         # The X Activity API: webhooks, subscriptions, deliveries (sandbox/x_api/activity.py).
         self.activity: ActivityState = ActivityState(self)
+        from sandbox.x_api.polls import PollBook
+
+        self.polls = PollBook(self.now, self._new_id)  # polls and their votes (polls.py)
 
     # --- time and ids ------------------------------------------------------------------------
 
@@ -732,11 +735,14 @@ class XState:
         with self._lock:
             self._faults.no_reset_429[endpoint] = self._faults.no_reset_429.get(endpoint, 0) + n
 
-    def drop_after_create_next(self, n: int = 1, *, mode: DropMode = "reset") -> None:
-        """The next ``n`` POST /2/tweets create the tweet, then the client gets no answer:
-        the connection is closed ("reset") or left hanging ("hang") past its timeout."""
+    def drop_after_create_next(
+        self, n: int = 1, *, mode: DropMode = "reset", after: int = 0
+    ) -> None:
+        """The next ``n`` POST /2/tweets (after ``after`` answered normally) create the tweet,
+        then the client gets no answer: the connection is closed ("reset") or left hanging
+        ("hang") past its timeout."""
         with self._lock:
-            self._faults.drop_after_create.extend([mode] * n)
+            self._faults.drop_after_create.extend([None] * after + [mode] * n)
 
     def clear_faults(self) -> None:
         with self._lock:

@@ -55,6 +55,7 @@ from worker.content.generation import (
     invalid_output,
     near_duplicate,
     system_prompt,
+    thread_part_topic,
     user_prompt,
 )
 from worker.content.images import ImageRejected, fit_for_x_async
@@ -329,6 +330,48 @@ class Generator:
         )
 
 
+class ThreadPart(Generator):
+    """One part of a generated thread: checked as a tweet, and also against the parts before
+    it (X refuses a duplicate post, and a thread that repeats itself reads badly)."""
+
+    def __init__(
+        self, ctx: JobContext, row: dict[str, Any], spend: OpenAISpend, earlier: list[str]
+    ):
+        super().__init__(ctx, row, spend)
+        self.earlier = earlier
+
+    async def _check(self, draft: Draft) -> Rejection | None:
+        if self.earlier:
+            closest = await self.ctx.services.db.fetchrow(
+                "similarity_to_each", {"text": draft.text, "others": self.earlier}
+            )
+            threshold = self.generation.similarity_threshold
+            if closest is not None and closest["similarity"] >= threshold:
+                return near_duplicate(draft, closest["other"], closest["similarity"], threshold)
+        return await super()._check(draft)
+
+
+async def write_thread(
+    ctx: JobContext, row: dict[str, Any], spend: OpenAISpend
+) -> tuple[list[Draft], StoredImage | None]:
+    """The parts of a generated thread (`thread_parts` of them), one after the other: each a
+    draft written and checked as a tweet is (and against the parts before it), given the parts
+    before it. An image, when asked for, goes with part 1 alone."""
+    total = int(row["thread_parts"])
+    drafts: list[Draft] = []
+    image: StoredImage | None = None
+    for position in range(1, total + 1):
+        earlier = [d.text for d in drafts]
+        topic = thread_part_topic(row["topic"], position, total, earlier)
+        part = ThreadPart(ctx, {**row, "topic": topic}, spend, earlier)
+        if position > 1:
+            part.want_image, part.image_brief = False, None
+        draft, drawn = await part.run()
+        drafts.append(draft)
+        image = image or drawn
+    return drafts, image
+
+
 # -- the handler -------------------------------------------------------------------------------
 
 
@@ -344,7 +387,12 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
     generator = Generator(ctx, row, spend)
     started = datetime.now(UTC)
     try:
-        draft, image = await generator.run()
+        if row["thread_parts"]:
+            thread, image = await write_thread(ctx, row, spend)
+            draft = thread[0]
+        else:
+            thread = []
+            draft, image = await generator.run()
     except BudgetReached as exc:
         await db.execute("release_generation", {"id": row_id, "error": str(exc)})
         until = min(next_month_start(), datetime.now(UTC) + CAP_RECHECK)
@@ -388,11 +436,14 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
     alt_text = None
     if image is not None and gen.alt_text:
         alt_text = draft.alt_text or f"Illustration for a post about {row['topic']}"
+    written: dict[str, Any] = (
+        {"thread": [d.text for d in thread]} if thread else {"content": draft.text}
+    )
     done = await db.fetchrow(
-        "finish_generation",
+        "finish_thread_generation" if thread else "finish_generation",
         {
             "id": row_id,
-            "content": draft.text,
+            **written,
             "image_path": image.path if image else None,
             "image_url": image.url if image else None,
             "alt_text": alt_text,
@@ -413,6 +464,7 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
     return {
         "status": done["status"],
         "drafts": generator.drafts,
+        "thread_parts": len(thread) or None,
         "image_path": image.path if image else None,
         "image": f"{image.width}x{image.height} {image.mime} {image.size} B" if image else None,
         "post_job_id": done["job_id"] if done["status"] == "pending" else None,

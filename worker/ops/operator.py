@@ -12,7 +12,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from worker.config.models import CONFIG_MODELS, validate_config
+from worker.content.polls import PollError, poll_from_row
 from worker.content.tweet_text import TweetTextError, validate_tweet_text, weighted_length
 from worker.db import Params, query
 from worker.logs import redact
@@ -206,7 +207,13 @@ class Operator:
 
     # -- scheduled tweets ------------------------------------------------------------------
     def schedule(
-        self, content: str, at: datetime | None = None, *, reply_to: str | None = None
+        self,
+        content: str,
+        at: datetime | None = None,
+        *,
+        reply_to: str | None = None,
+        poll_options: Sequence[str] | None = None,
+        poll_minutes: int | None = None,
     ) -> dict[str, Any]:
         """Post `content` exactly as written at `at` (default now), as a reply to `reply_to`
         when given.
@@ -222,11 +229,18 @@ class Operator:
         text = content.strip()  # as the database stores it (Python's whitespace set)
         try:
             validate_tweet_text(text)
-        except TweetTextError as exc:
+            poll_from_row(list(poll_options) if poll_options else None, poll_minutes)
+        except (TweetTextError, PollError) as exc:
             raise Refused(f"not scheduled: {exc}") from None
         row = self._one(
             "operator_schedule_tweet",
-            {"content": content, "scheduled_for": at, "in_reply_to_tweet_id": reply_to},
+            {
+                "content": content,
+                "scheduled_for": at,
+                "in_reply_to_tweet_id": reply_to,
+                "poll_options": list(poll_options) if poll_options else None,
+                "poll_duration_minutes": poll_minutes,
+            },
         )
         assert row is not None
         summoned = bool(reply_to) and bool(
@@ -241,13 +255,43 @@ class Operator:
             "price_usd": (price or {}).get("price"),
         }
 
-    def generate(
-        self, topic: str | None = None, with_image: bool | None = None, at: datetime | None = None
+    def thread(
+        self, parts: Sequence[str], at: datetime | None = None, *, reply_to: str | None = None
     ) -> dict[str, Any]:
-        """Have a tweet written (about `topic`, or one of the persona's) and posted at `at`."""
+        """Post `parts` in order as a thread, each a reply to the one before (the first to
+        `reply_to` when given), at `at` (default now). Every part is counted as X counts it
+        first; the row returned carries its `parts` (one row each, made by the database)."""
+        texts = [p.strip() for p in parts]
+        for position, text in enumerate(texts, start=1):
+            try:
+                validate_tweet_text(text)
+            except TweetTextError as exc:
+                raise Refused(f"not scheduled: thread part {position}: {exc}") from None
+        row = self._one(
+            "operator_schedule_thread",
+            {"thread": texts, "scheduled_for": at, "in_reply_to_tweet_id": reply_to},
+        )
+        assert row is not None
+        return {**row, "parts": self._fetch("operator_thread_parts", {"id": row["id"]})}
+
+    def generate(
+        self,
+        topic: str | None = None,
+        with_image: bool | None = None,
+        at: datetime | None = None,
+        *,
+        thread_parts: int | None = None,
+    ) -> dict[str, Any]:
+        """Have a tweet written (about `topic`, or one of the persona's) and posted at `at`;
+        with `thread_parts`, a thread of that many parts."""
         row = self._one(
             "operator_schedule_generation",
-            {"topic": topic, "with_image": with_image, "scheduled_for": at},
+            {
+                "topic": topic,
+                "with_image": with_image,
+                "scheduled_for": at,
+                "thread_parts": thread_parts,
+            },
         )
         assert row is not None
         return row

@@ -7,16 +7,28 @@
 -- Scheduled tweets -------------------------------------------------------------------------------
 
 -- name: operator_schedule_tweet
-insert into public.scheduled_tweets (content, scheduled_for, source, in_reply_to_tweet_id)
+insert into public.scheduled_tweets (content, scheduled_for, source, in_reply_to_tweet_id,
+                                     poll_options, poll_duration_minutes)
 values (%(content)s::text, coalesce(%(scheduled_for)s::timestamptz, now()), 'cli',
-        %(in_reply_to_tweet_id)s::text)
+        %(in_reply_to_tweet_id)s::text, %(poll_options)s::text[], %(poll_duration_minutes)s::integer)
 returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at,
-          in_reply_to_tweet_id;
+          in_reply_to_tweet_id, poll_options, poll_duration_minutes;
+
+-- name: operator_schedule_thread
+-- A thread: the database makes one row per part and queues the first (migration threads).
+insert into public.scheduled_tweets (thread, scheduled_for, source, in_reply_to_tweet_id)
+values (%(thread)s::text[], coalesce(%(scheduled_for)s::timestamptz, now()), 'cli',
+        %(in_reply_to_tweet_id)s::text)
+returning id, status, thread, scheduled_for, source, created_at, in_reply_to_tweet_id;
+
+-- name: operator_thread_parts
+select id, thread_position, content, status, job_id, tweet_id
+from public.scheduled_tweets where thread_of = %(id)s::bigint order by thread_position;
 
 -- name: operator_schedule_generation
 -- Without a topic, one of the persona's topics is drawn (as the generation cron does); without
 -- an explicit image choice, generation.image decides.
-insert into public.scheduled_tweets (topic, with_image, scheduled_for, source)
+insert into public.scheduled_tweets (topic, with_image, scheduled_for, source, thread_parts)
 values (
   coalesce(
     %(topic)s::text,
@@ -32,8 +44,10 @@ values (
            (public.config_value('generation') ->> 'image')::boolean,
            false),
   coalesce(%(scheduled_for)s::timestamptz, now()),
-  'cli')
-returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at;
+  'cli',
+  %(thread_parts)s::integer)
+returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at,
+          thread_parts;
 
 -- name: operator_set_scheduled_status
 -- approve / reject / cancel: the before-update trigger decides whether the move is allowed.
@@ -98,10 +112,16 @@ from public.queue_depth
 order by kind, status;
 
 -- name: operator_upcoming_posts
-select id, status, content, topic, with_image, scheduled_for, job_id, error
-from public.scheduled_tweets
-where status in ('pending', 'generating', 'awaiting_approval', 'approved', 'posting')
-order by scheduled_for, id
+-- A thread is one line (its first part, and how far it got); its part rows are not listed.
+select s.id, s.status,
+       coalesce(s.content, case when s.thread is not null then pg_catalog.format(
+         '%%s (thread: %%s of %%s parts posted)', s.thread[1],
+         coalesce(cardinality(s.thread_tweet_ids), 0), cardinality(s.thread)) end) as content,
+       s.topic, s.with_image, s.scheduled_for, s.job_id, s.error
+from public.scheduled_tweets s
+where s.status in ('pending', 'generating', 'awaiting_approval', 'approved', 'posting')
+  and s.thread_of is null
+order by s.scheduled_for, s.id
 limit %(limit)s::integer;
 
 -- name: operator_recent_posts

@@ -8,9 +8,14 @@ update public.x_account set user_id = %(user_id)s, username = %(username)s, upda
 where id = 1;
 
 -- name: get_scheduled_tweet
-select id, content, topic, with_image, scheduled_for, status, tweet_id, error, image_path, image_url,
-       alt_text, post_started_at, in_reply_to_tweet_id, quote_tweet_id, generated_at
-from public.scheduled_tweets where id = %(id)s;
+-- A part of a generated thread answers for its thread's topic (its image is generated).
+select s.id, s.content, coalesce(s.topic, t.topic) as topic, s.with_image, s.scheduled_for,
+       s.status, s.tweet_id, s.error, s.image_path, s.image_url, s.alt_text, s.post_started_at,
+       s.in_reply_to_tweet_id, s.quote_tweet_id, s.generated_at, s.poll_options,
+       s.poll_duration_minutes, s.duplicate_refused_at
+from public.scheduled_tweets s
+left join public.scheduled_tweets t on t.id = s.thread_of
+where s.id = %(id)s;
 
 -- name: mark_posting
 -- Record the intent to post before calling X. Only a row that is ready (or already posting, after

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ from worker.clients.x.errors import (
     not_served,
     problem_type,
 )
+from worker.clients.x.polls import POLL_EXPANSION, POLL_FIELDS, polls_by_post
 from worker.clients.x.shapes import (
     LookupResult,
     MentionsPage,
@@ -333,6 +335,8 @@ class XClient:
         quote_tweet_id: str | None = None,
         made_with_ai: bool = False,
         validate: bool = True,
+        poll_options: Sequence[str] | None = None,
+        poll_duration_minutes: int | None = None,
     ) -> XTweet:
         """Create a tweet (``POST /2/tweets``). Never retried here: on XTimeout/XNetworkError/
         XServerError the tweet may exist; reconcile (``timeline_page``) before posting again.
@@ -354,6 +358,12 @@ class XClient:
             body["quote_tweet_id"] = str(quote_tweet_id)
         if made_with_ai:
             body["made_with_ai"] = True
+        if poll_options:
+            # As tweepy's create_tweet(poll_options=..., poll_duration_minutes=...) sends it.
+            body["poll"] = {
+                "options": list(poll_options),
+                "duration_minutes": poll_duration_minutes,
+            }
         call = partial(self._session_call, "tweets", "POST", "/2/tweets", auth="user", json=body)
         answer = await self._run("tweets", call, read=False)
         data = answer.get("data") or {}
@@ -486,6 +496,7 @@ class XClient:
             batch = unique[start : start + _LOOKUP_BATCH]
             fields = ["public_metrics", *(_PRIVATE_FIELDS if private else ())]
             body = await self._lookup(batch, fields)
+            polls = polls_by_post(body)
             refused: list[str] = []
             for error in body.get("errors") or []:
                 kind = problem_type(error)
@@ -495,7 +506,8 @@ class XClient:
                 elif kind == RESOURCE_NOT_FOUND:
                     missing.append(resource)
             for item in body.get("data") or []:
-                found[str(item["id"])] = parse_metrics(item)
+                metrics = parse_metrics(item)
+                found[metrics.id] = replace(metrics, poll=polls.get(metrics.id))
             if "" in refused:
                 # v2.167's field-unauthorized problem names no post: ask again for every post
                 # of the batch X neither returned nor reported missing.
@@ -503,8 +515,10 @@ class XClient:
             retry = [i for i in dict.fromkeys(refused) if i not in found]
             if retry:
                 again = await self._lookup(retry, ["public_metrics"])
+                polls = polls_by_post(again)
                 for item in again.get("data") or []:
-                    found[str(item["id"])] = parse_metrics(item)
+                    metrics = parse_metrics(item)
+                    found[str(item["id"])] = replace(metrics, poll=polls.get(metrics.id))
         return LookupResult((found[i] for i in unique if i in found), missing)
 
     async def own_timeline(
@@ -541,9 +555,12 @@ class XClient:
                 max_results=max(5, min(100, left)),
                 pagination_token=token,
                 tweet_fields=["created_at", "public_metrics"],
+                expansions=[POLL_EXPANSION],
+                poll_fields=POLL_FIELDS,
                 user_auth=True,
             )
             body = await self._run("users_tweets", call, read=True)
+            polls = polls_by_post(body)
             items = [
                 older_names(i)
                 for i in body.get("data") or []
@@ -556,14 +573,21 @@ class XClient:
                 if moment is not None and moment < since:
                     reached = True
                     continue
-                metrics.append(parse_metrics(item))
+                metrics.append(replace(parse_metrics(item), poll=polls.get(str(item["id"]))))
             token = (body.get("meta") or {}).get("next_token")
             if reached or not token:
                 break
         return OwnTimeline(metrics, served_ids=served, pages=pages, complete=reached or not token)
 
     async def _lookup(self, ids: list[str], fields: list[str]) -> dict[str, Any]:
-        call = partial(self._client.get_tweets, ids, tweet_fields=fields, user_auth=True)
+        call = partial(
+            self._client.get_tweets,
+            ids,
+            tweet_fields=fields,
+            expansions=[POLL_EXPANSION],
+            poll_fields=POLL_FIELDS,
+            user_auth=True,
+        )
         return await self._run("tweets_lookup", call, read=True)
 
     async def upload_media(

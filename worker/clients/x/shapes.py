@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.clients.x.polls import PollResult
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class TweetMetrics:
     user_profile_clicks: int | None = None
     non_public_metrics: dict[str, int] | None = None
     organic_metrics: dict[str, int] | None = None
+    poll: PollResult | None = None  # the post's poll and its results, when it has one
 
 
 @dataclass(frozen=True)
