@@ -352,6 +352,8 @@ def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
         data["attachments"] = {"media_keys": list(tweet.media_keys)}
     if "entities" in fields and tweet.mentions:
         data["entities"] = {"mentions": [dict(m) for m in tweet.mentions]}
+    if "lang" in fields:
+        data["lang"] = tweet.lang
     if "note_tweet" in fields and tweet.note_text is not None:
         note: dict[str, Any] = {"text": tweet.note_text}
         if tweet.note_mentions:
@@ -630,6 +632,15 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         summoned_reply = parent.author_id != state.me.id and state.summoned_by(parent)
         if access.self_serve(state.access_tier) and not state.summoned_by(parent):
             return _json(access.not_summoned(), 403)
+        excluded = reply.get("exclude_reply_user_ids") or []
+        if not isinstance(excluded, list):
+            return _param_error(
+                "reply.exclude_reply_user_ids", str(excluded), "must be a list of user ids"
+            )
+        # X puts the replied-to handles before the text (state.reply_handles).
+        handles = state.reply_handles(state.me.id, parent, {str(u) for u in excluded})
+        if handles:
+            text = " ".join(f"@{h}" for h in handles) + " " + text
     for tweet in state.posted_tweets():
         if text and tweet.text == text:
             return problem(
@@ -642,6 +653,7 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         media_keys=media_keys,
         quote_of=str(quoted) if quoted is not None else None,
         made_with_ai=body.get("made_with_ai") is True,
+        lang=state.detect_lang(text),
     )
     state.count_post()
     # Post: Create, with URL, summoned (docs.x.com/x-api/getting-started/pricing)
@@ -950,18 +962,24 @@ async def sandbox_add_user(request: web.Request) -> web.Response:
     body = await _control_body(request)
     try:
         user = _state(request).add_user(
-            body["username"], name=body.get("name"), user_id=body.get("id")
+            body["username"],
+            name=body.get("name"),
+            user_id=body.get("id"),
+            followers=int(body.get("followers", 0)),
         )
     except (KeyError, ValueError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    return _json(user.to_json({"created_at"}), 201)
+    return _json(user.to_json({"created_at", "public_metrics"}), 201)
 
 
 async def sandbox_add_mention(request: web.Request) -> web.Response:
     body = await _control_body(request)
     try:
         tweet = _state(request).add_mention(
-            str(body["author"]), body.get("text"), in_reply_to=body.get("in_reply_to")
+            str(body["author"]),
+            body.get("text"),
+            in_reply_to=body.get("in_reply_to"),
+            lang=str(body.get("lang", "en")),
         )
     except KeyError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
