@@ -77,8 +77,29 @@ def comparable(text: str) -> str:
     return " ".join(_URL.sub("<url>", text).split())
 
 
+_LEADING_HANDLES = re.compile(r"^(?:@\w{1,15}\s+)+")
+
+
+def is_our_post(
+    tweet_text: str, tweet_reply_to: str | None, content: str, reply_to: str | None
+) -> bool:
+    """Whether a post of the account's timeline is the one `content` would have made.
+
+    A reply comes back with the handles X put in front of it (the answered author's, and the
+    others' in the thread: `reply.exclude_reply_user_ids` in POST /2/tweets removes them), which
+    the sent text does not have: for a reply to the same post, leading handles are left out of
+    both sides."""
+    if comparable(tweet_text) == comparable(content):
+        return True
+    if reply_to is None or tweet_reply_to != reply_to:
+        return False
+    return _LEADING_HANDLES.sub("", comparable(tweet_text)) == _LEADING_HANDLES.sub(
+        "", comparable(content)
+    )
+
+
 async def find_posted(
-    ctx: JobContext, content: str, since: datetime | None
+    ctx: JobContext, content: str, since: datetime | None, reply_to: str | None = None
 ) -> dict[str, Any] | None:
     """Look for `content` among the account's tweets (reconciliation of unknown outcomes).
 
@@ -87,7 +108,6 @@ async def find_posted(
     pushed out of it, and posting again would then be refused as a duplicate while the tweet
     stays unrecorded. Without `since`, the latest page only."""
     user_id = await bot_user_id(ctx)
-    wanted = comparable(content)
     horizon = (since - timedelta(minutes=5)) if since else None
     until_id: str | None = None
     for _page in range(RECONCILE_MAX_PAGES if horizon else 1):
@@ -98,7 +118,7 @@ async def find_posted(
             reads.served = len(tweets)
         await record_usage(ctx, "users_tweets", "owned_read", post_ids=[t.id for t in tweets])
         for tweet in tweets:
-            if comparable(tweet.text) != wanted:
+            if not is_our_post(tweet.text, tweet.in_reply_to_tweet_id, content, reply_to):
                 continue
             if horizon and tweet.created_at and tweet.created_at < horizon:
                 continue
@@ -116,11 +136,13 @@ async def find_posted(
     return None
 
 
-async def reconcile(ctx: JobContext, content: str, since: datetime | None) -> dict[str, Any] | None:
+async def reconcile(
+    ctx: JobContext, content: str, since: datetime | None, reply_to: str | None = None
+) -> dict[str, Any] | None:
     """`find_posted`, with X's refusals turned into waits that spend no attempt: the row stays
     `posting` meanwhile, so whichever attempt runs next reconciles before posting."""
     try:
-        return await find_posted(ctx, content, since)
+        return await find_posted(ctx, content, since, reply_to)
     except XRateLimited as exc:
         raise rate_limit_snooze("users_tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
@@ -264,7 +286,7 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
     # the reservation carries over: found or posted now, the tweet costs one post, not two.
     carried_over = status == "posting"
     if carried_over:
-        found = await reconcile(ctx, content, row["post_started_at"])
+        found = await reconcile(ctx, content, row["post_started_at"], row["in_reply_to_tweet_id"])
         if found:
             # X created (and bills) the tweet on that earlier call: count it now.
             await record_usage(ctx, "tweets", operation, posts=1)
@@ -302,7 +324,9 @@ async def _post(
             made_with_ai=bool(media_id) and _made_with_ai(ctx, row),
         )
     except XDuplicate:
-        found = await reconcile(ctx, content, marked["post_started_at"])
+        found = await reconcile(
+            ctx, content, marked["post_started_at"], row["in_reply_to_tweet_id"]
+        )
         if found:
             # This call created nothing; a carried-over reservation pays for the earlier call
             # that did, a fresh one is given back.
