@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from sandbox.demo import seed_history
 from tests.console.conftest import PASSWORD, SCREENSHOTS, ConsoleRun
-from tests.e2e.test_reply_drafts import replier
+from tests.e2e.test_reply_drafts import our_post, replier
 from tests.waiting import wait_for
 from worker.content.tweet_text import weighted_length
 
@@ -266,11 +266,7 @@ async def test_reply_drafts_in_the_inbox(page: Any, console_run: ConsoleRun) -> 
     feed = run.worker.mounts[0].on_ring.__self__  # type: ignore[union-attr]
     rings = feed.rings
 
-    ours = x.create_tweet(x.me.id, "Partial indexes keep a queue's claim query small.")
-    conn.execute(
-        "insert into public.tweets (tweet_id, content, posted_at) values (%s, %s, now())",
-        (ours.id, ours.text),
-    )
+    ours = our_post(conn, x, "Partial indexes keep a queue's claim query small.")
     ada = x.add_user("ada_asks")
     question = x.add_reply(ada.id, ours.id, "does that hold with a million finished jobs?")
     troll = x.add_user("loud_lee")

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from sandbox.openai_api import ChatRequest
 from sandbox.stack import CREDENTIALS, SandboxStack
+from sandbox.x_api.state import Tweet, XState
 from tests.waiting import wait_for
 from tests.workers import running
 from worker.ops.cli import app
@@ -51,6 +52,16 @@ def enable(conn: psycopg.Connection, **values: Any) -> None:
         "update public.configs set value = value || %s where key = 'conversation'",
         (psycopg.types.json.Jsonb({"enabled": True, **values}),),
     )
+
+
+def our_post(conn: psycopg.Connection, x: XState, text: str) -> Tweet:
+    """A post of the account's, on X and in `tweets` (chirpbase posted it)."""
+    ours = x.create_tweet(x.me.id, text)
+    conn.execute(
+        "insert into public.tweets (tweet_id, content, posted_at) values (%s, %s, now())",
+        (ours.id, ours.text),
+    )
+    return ours
 
 
 def poll(conn: psycopg.Connection) -> int:
@@ -90,11 +101,7 @@ async def test_a_mention_is_drafted_within_5s_then_approved_by_cli_and_replied_t
     x = world.x
     enable(conn)
     world.openai.set_latency(chat=1.0)
-    ours = x.create_tweet(x.me.id, "SKIP LOCKED is a queue's best friend")
-    conn.execute(
-        "insert into public.tweets (tweet_id, content, posted_at) values (%s, %s, now())",
-        (ours.id, ours.text),
-    )
+    ours = our_post(conn, x, "SKIP LOCKED is a queue's best friend")
     alice = x.add_user("alice_dev")
     mention = x.add_reply(alice.id, ours.id, "how do you keep the lease short?")
 

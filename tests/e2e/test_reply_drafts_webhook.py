@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sandbox.stack import CREDENTIALS, SandboxStack
-from tests.e2e.test_reply_drafts import enable, poll, replier, rows, worker
+from tests.e2e.test_reply_drafts import enable, our_post, poll, replier, rows, worker
 from tests.waiting import wait_for
 from tests.webhook_server import serving_x_webhook
 from worker.ops.cli import app
@@ -41,11 +41,7 @@ async def test_pushed_and_polled_mention_gives_one_draft_and_an_unsummoning_repl
         )  # fmt: skip
         assert result.exit_code == 0, result.output
 
-        ours = x.create_tweet(x.me.id, "Partial indexes keep the claim query small.")
-        conn.execute(
-            "insert into public.tweets (tweet_id, content, posted_at) values (%s, %s, now())",
-            (ours.id, ours.text),
-        )
+        ours = our_post(conn, x, "Partial indexes keep the claim query small.")
         fan = x.add_user("index_fan")
         mention = x.add_reply(fan.id, ours.id, "does that hold with a million finished jobs?")
         shy = x.add_user("shy_one")
