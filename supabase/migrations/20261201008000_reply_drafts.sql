@@ -562,8 +562,6 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  refusal text;
 begin
   new.updated_at := now();
   if new.content is distinct from old.content then
