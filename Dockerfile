@@ -45,5 +45,7 @@ WORKDIR /home/chirpbase
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('HTTP_PORT', '8080'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4).status != 200)"]
+# SIGTERM: finish or hand back running jobs within SHUTDOWN_GRACE_S (40 s). Give the container
+# more than that before SIGKILL (`docker stop -t 45`, compose's stop_grace_period: 45s).
 STOPSIGNAL SIGTERM
 CMD ["chirpbase", "worker"]

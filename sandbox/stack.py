@@ -149,6 +149,9 @@ class SandboxStack:
                 "http_port": 0,
                 "poll_interval_s": 2.0,
                 "shutdown_grace_s": 5.0,
+                # Loopback stand-ins answer at once: short timeouts, which the grace covers.
+                "x_connect_timeout_s": 1.0,
+                "x_timeout_s": 3.0,
             }
         )
         values.update(overrides)

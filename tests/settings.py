@@ -23,6 +23,9 @@ def make_settings(dsn: str, **overrides: Any) -> Settings:
         "poll_interval_s": 0.5,
         "doorbell_enabled": False,
         "shutdown_grace_s": 5.0,
+        # The grace period must cover a call to X (connect + read timeouts).
+        "x_connect_timeout_s": 1.0,
+        "x_timeout_s": 3.0,
         "environment": "test",
     }
     values.update(overrides)

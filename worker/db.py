@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
@@ -62,8 +62,29 @@ def configure_json(conn: AdaptContext) -> None:
     set_json_loads(_loads, conn)
 
 
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    configure_json(conn)
+def _session_timeouts(
+    lock_timeout_s: float | None, statement_timeout_s: float | None
+) -> Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]:
+    """Configure each new connection: JSON loading and, for the worker, session timeouts.
+
+    With `lock_timeout` a statement waiting on a row lock held elsewhere (an operator's open
+    transaction, a long migration) fails instead of stalling its job while heartbeats keep the
+    lease alive; `statement_timeout` does the same for a statement that runs away."""
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        configure_json(conn)
+        settings = [
+            (name, f"{round(seconds * 1000)}ms")
+            for name, seconds in (
+                ("lock_timeout", lock_timeout_s),
+                ("statement_timeout", statement_timeout_s),
+            )
+            if seconds
+        ]
+        for name, value in settings:  # autocommit: a session setting, kept by the connection
+            await conn.execute("select pg_catalog.set_config(%s, %s, false)", (name, value))
+
+    return configure
 
 
 def query(name: str) -> LiteralString:
@@ -77,7 +98,16 @@ def query(name: str) -> LiteralString:
 class Database:
     """A connection pool plus helpers to run named queries."""
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "chirpbase"):
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        name: str = "chirpbase",
+        lock_timeout_s: float | None = None,
+        statement_timeout_s: float | None = None,
+    ):
         self._pool = AsyncConnectionPool(
             dsn,
             min_size=min_size,
@@ -85,7 +115,7 @@ class Database:
             open=False,
             name=name,
             kwargs={"autocommit": True, "application_name": name},
-            configure=_configure,
+            configure=_session_timeouts(lock_timeout_s, statement_timeout_s),
             check=AsyncConnectionPool.check_connection,
             reconnect_timeout=0,
         )

@@ -1,10 +1,17 @@
-"""Job operations in Python terms, on top of the SQL queue API (enqueue_job, claim_jobs ...)."""
+"""Job operations in Python terms, on top of the SQL queue API (enqueue_job, claim_jobs ...).
+
+Every claim carries a fencing token (`Job.lease_token`); every write about it (complete, fail,
+snooze, heartbeat, release) presents it, and the database ignores a write whose token is no
+longer the job's current one: a run that lost its lease cannot change the job's fate.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
@@ -23,6 +30,7 @@ class Job:
     priority: int
     run_at: datetime
     created_at: datetime
+    lease_token: UUID  # this claim's fencing token
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -35,15 +43,19 @@ class Job:
             priority=row["priority"],
             run_at=row["run_at"],
             created_at=row["created_at"],
+            lease_token=row["lease_token"],
         )
 
 
 class JobQueue:
     """The worker's view of `jobs`: every call is one SQL function."""
 
-    def __init__(self, db: Database, worker_id: str):
+    def __init__(self, db: Database, worker_id: str, *, lease_db: Database | None = None):
         self.db = db
         self.worker_id = worker_id
+        # Heartbeats keep leases alive: on their own connection they never queue behind the
+        # handlers for the shared pool (a starved heartbeat loses every lease at once).
+        self.lease_db = lease_db or db
 
     async def enqueue(
         self,
@@ -77,34 +89,44 @@ class JobQueue:
         )
         return [Job.from_row(r) for r in rows]
 
-    async def heartbeat(self, ids: list[int], lease: timedelta) -> set[int]:
-        if not ids:
+    async def heartbeat(self, jobs: Sequence[Job], lease: timedelta) -> set[UUID]:
+        """Extend the leases of `jobs`; returns the tokens of the claims still held."""
+        if not jobs:
             return set()
-        rows = await self.db.fetch(
-            "heartbeat_jobs", {"worker_id": self.worker_id, "ids": ids, "lease": lease}
+        rows = await self.lease_db.fetch(
+            "heartbeat_jobs",
+            {
+                "worker_id": self.worker_id,
+                "ids": [j.id for j in jobs],
+                "lease_tokens": [j.lease_token for j in jobs],
+                "lease": lease,
+            },
         )
-        return {next(iter(r.values())) for r in rows}
+        return {r["lease_token"] for r in rows}
 
-    async def complete(self, job_id: int, result: dict[str, Any] | None = None) -> bool:
+    async def holds_lease(self, job: Job) -> bool:
+        """Whether `job`'s claim is still current (see `holds_lease` in SQL for the lock)."""
+        return bool(await self.db.fetchval("holds_lease", self.claim_params(job)))
+
+    def claim_params(self, job: Job) -> dict[str, Any]:
+        """The named parameters that identify `job`'s claim (`id`, `worker_id`, `lease_token`)."""
+        return {"id": job.id, "worker_id": self.worker_id, "lease_token": job.lease_token}
+
+    async def complete(self, job: Job, result: dict[str, Any] | None = None) -> bool:
         return bool(
             await self.db.fetchval(
                 "complete_job",
-                {
-                    "id": job_id,
-                    "worker_id": self.worker_id,
-                    "result": Jsonb(result) if result is not None else None,
-                },
+                {**self.claim_params(job), "result": Jsonb(result) if result is not None else None},
             )
         )
 
-    async def skip(self, job_id: int, reason: str, result: dict[str, Any] | None = None) -> bool:
+    async def skip(self, job: Job, reason: str, result: dict[str, Any] | None = None) -> bool:
         """End a held job as `skipped` (work that must not be attempted); False if not held."""
         return bool(
             await self.db.fetchval(
                 "skip_job",
                 {
-                    "id": job_id,
-                    "worker_id": self.worker_id,
+                    **self.claim_params(job),
                     "reason": reason,
                     "result": Jsonb(result) if result is not None else None,
                 },
@@ -113,7 +135,7 @@ class JobQueue:
 
     async def fail(
         self,
-        job_id: int,
+        job: Job,
         error: str,
         *,
         retry_in: timedelta | None = None,
@@ -123,8 +145,7 @@ class JobQueue:
         status = await self.db.fetchval(
             "fail_job",
             {
-                "id": job_id,
-                "worker_id": self.worker_id,
+                **self.claim_params(job),
                 "error": error,
                 "retry_in": retry_in,
                 "retryable": retryable,
@@ -132,19 +153,27 @@ class JobQueue:
         )
         return str(status) if status is not None else None
 
-    async def snooze(self, job_id: int, until: datetime, reason: str | None = None) -> bool:
+    async def snooze(self, job: Job, until: datetime, reason: str | None = None) -> bool:
         return bool(
             await self.db.fetchval(
-                "snooze_job",
-                {"id": job_id, "worker_id": self.worker_id, "until": until, "reason": reason},
+                "snooze_job", {**self.claim_params(job), "until": until, "reason": reason}
             )
         )
 
-    async def release(self, ids: list[int]) -> int:
-        if not ids:
+    async def release(self, jobs: Sequence[Job]) -> int:
+        """Hand back unfinished claims (attempt refunded); returns how many were still held."""
+        if not jobs:
             return 0
         return int(
-            await self.db.fetchval("release_jobs", {"worker_id": self.worker_id, "ids": ids}) or 0
+            await self.db.fetchval(
+                "release_jobs",
+                {
+                    "worker_id": self.worker_id,
+                    "ids": [j.id for j in jobs],
+                    "lease_tokens": [j.lease_token for j in jobs],
+                },
+            )
+            or 0
         )
 
     async def next_run_at(self, kinds: list[str]) -> datetime | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     x_access_token_secret: SecretStr
     x_bearer_token: SecretStr
     x_api_base_url: str = "https://api.twitter.com"
+    # How long a call to X may take: to connect, then between bytes of the answer.
+    x_connect_timeout_s: float = Field(default=5.0, gt=0)
+    x_timeout_s: float = Field(default=30.0, gt=0)
 
     # OpenAI
     openai_api_key: SecretStr
@@ -48,10 +51,20 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=15.0, gt=0)
     # Overrides every kind's lease (seconds) when set; kinds have their own defaults.
     lease_s: float | None = Field(default=None, ge=1)
-    shutdown_grace_s: float = Field(default=25.0, ge=0)
+    # On SIGTERM, how long running jobs may finish. It must cover X's connect + read timeouts:
+    # a post already sent to X is waited for, never handed back while its outcome is unknown,
+    # and no write to X starts that could not end within it.
+    shutdown_grace_s: float = Field(default=40.0, ge=0)
+    # After an unknown outcome (a lost answer, a crash mid-call), how long X's timeline may take
+    # to show the post: "not posted" is concluded only once it has passed.
+    reconcile_window_s: float = Field(default=60.0, ge=0)
     health_grace_s: float = Field(default=60.0, ge=0)
     doorbell_enabled: bool = True
     db_pool_max: int = Field(default=10, ge=2)
+    # Worker sessions: a statement waiting longer than this on a row lock, or running longer
+    # than that, fails (the job retries, a db_stall alert says why) instead of stalling silently.
+    db_lock_timeout_s: float = Field(default=5.0, gt=0)
+    db_statement_timeout_s: float = Field(default=30.0, gt=0)
 
     # Operator console (worker/console): off unless a password hash is set.
     # `chirpbase console hash-password` prints one (argon2id).
@@ -71,6 +84,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _grace_covers_a_call_to_x(self) -> Settings:
+        call_s = self.x_connect_timeout_s + self.x_timeout_s
+        if self.shutdown_grace_s < call_s:
+            raise ValueError(
+                f"SHUTDOWN_GRACE_S ({self.shutdown_grace_s:g} s) must cover X's connect and read "
+                f"timeouts (X_CONNECT_TIMEOUT_S + X_TIMEOUT_S = {call_s:g} s): a post sent to X "
+                "at shutdown must be able to finish before its job is handed back"
+            )
+        return self
 
     @field_validator("supabase_url", "x_api_base_url", "openai_base_url")
     @classmethod

@@ -16,13 +16,14 @@ import json
 import re
 import struct
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from sandbox.x_api import access, activity, activity_routes
+from sandbox.x_api import access, activity, activity_routes, timeline
 from sandbox.x_api import state as s
 from sandbox.x_api.billing import payment_required
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
@@ -239,10 +240,12 @@ async def _x_middleware(request: web.Request, handler: Handler) -> web.StreamRes
     endpoint, _ = routed
     auth = "none"
     response: web.StreamResponse | None = None
+    state.request_started(endpoint)
     try:
         response, auth = await _dispatch(request, handler, state, endpoint)
         return response
     finally:
+        state.request_started(endpoint, -1)
         state.record_request(
             s.RequestRecord(
                 request.method,
@@ -267,8 +270,15 @@ async def _dispatch(
         await state.wait_hang(hang)
     failure = state.take_failure(endpoint)
     if failure is not None:
-        title = "Service Unavailable" if failure == 503 else "Internal Server Error"
-        response: web.StreamResponse = problem(failure, title, title)
+        if failure == 400:
+            response: web.StreamResponse = invalid_request(
+                [{"message": "Your media IDs are invalid.", "parameters": {}}]
+            )
+        elif failure == 401:
+            response = unauthorized()
+        else:
+            title = "Service Unavailable" if failure == 503 else "Internal Server Error"
+            response = problem(failure, title, title)
         response.headers.update(_rate_headers(state.peek_rate_limit(endpoint)))
         return response, "none"
     auth = await _authenticate(request, state)
@@ -350,14 +360,14 @@ def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
         data["referenced_tweets"] = [dict(ref) for ref in tweet.referenced_tweets]
     if "attachments" in fields and tweet.media_keys:
         data["attachments"] = {"media_keys": list(tweet.media_keys)}
-    if "entities" in fields and tweet.mentions:
-        data["entities"] = {"mentions": [dict(m) for m in tweet.mentions]}
+    if "entities" in fields and (entities := _entities(tweet.mentions, tweet.urls)):
+        data["entities"] = entities
     if "lang" in fields:
         data["lang"] = tweet.lang
     if "note_tweet" in fields and tweet.note_text is not None:
         note: dict[str, Any] = {"text": tweet.note_text}
-        if tweet.note_mentions:
-            note["entities"] = {"mentions": [dict(m) for m in tweet.note_mentions]}
+        if note_entities := _entities(tweet.note_mentions, tweet.note_urls):
+            note["entities"] = note_entities
         data["note_tweet"] = note
     if "public_metrics" in fields:
         data["public_metrics"] = dict(tweet.metrics)
@@ -381,6 +391,17 @@ def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
 
 
 _PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+
+
+def _entities(mentions: list[dict[str, Any]], urls: list[dict[str, Any]]) -> dict[str, Any]:
+    """``entities`` of a text: mentions, and the t.co links X put in it (rewriting.py), with
+    the media link's ``media_key`` (openapi.json ``PostEntities.urls``)."""
+    entities: dict[str, Any] = {}
+    if mentions:
+        entities["mentions"] = [dict(m) for m in mentions]
+    if urls:
+        entities["urls"] = [dict(u) for u in urls]
+    return entities
 
 
 def _field_errors(
@@ -489,8 +510,10 @@ def _bill_read(request: web.Request, body: dict[str, Any], operation: str) -> No
 
 
 def _timeline(request: web.Request, candidates: list[s.Tweet], *, owner_id: str) -> web.Response:
-    """Paginated newest-first timeline with X's meta (mentions, user tweets). Billed as owned
-    reads when the timeline is the authenticated user's own (docs.x.com pricing, Owned Reads)."""
+    """Paginated newest-first timeline with X's meta (mentions, user tweets); pages may come
+    short or empty with a next_token; start_time/end_time bound it (see timeline.py). Billed as
+    owned reads when the timeline is the authenticated user's own (docs.x.com pricing, Owned
+    Reads)."""
     state = _state(request)
     limit = _max_results(request, 10, 5, 100)
     if isinstance(limit, web.Response):
@@ -502,11 +525,23 @@ def _timeline(request: web.Request, candidates: list[s.Tweet], *, owner_id: str)
             return _param_error(
                 name, value, f"The `{name}` query parameter value [{value}] is not valid"
             )
+    bounds: dict[str, datetime | None] = {}
+    for name in ("start_time", "end_time"):
+        raw = request.query.get(name)
+        bounds[name] = timeline.parse_time(raw) if raw is not None else None
+        if raw is not None and bounds[name] is None:
+            return _param_error(
+                name, raw, f"The `{name}` query parameter value [{raw}] is not a valid time"
+            )
     tweets = sorted(candidates, key=lambda t: int(t.id), reverse=True)
     if since_id:
         tweets = [t for t in tweets if int(t.id) > int(since_id)]
     if until_id:
         tweets = [t for t in tweets if int(t.id) < int(until_id)]
+    if bounds["start_time"] or bounds["end_time"]:
+        tweets = [
+            t for t in tweets if timeline.in_time_range(t, bounds["start_time"], bounds["end_time"])
+        ]
     token = request.query.get("pagination_token")
     if token is not None:
         below = _decode_token(token)
@@ -517,7 +552,7 @@ def _timeline(request: web.Request, candidates: list[s.Tweet], *, owner_id: str)
                 f"The `pagination_token` query parameter value [{token}] is not valid",
             )
         tweets = [t for t in tweets if int(t.id) < int(below)]
-    page, rest = tweets[:limit], tweets[limit:]
+    page, next_below = timeline.cut_page(tweets, limit, state.page_rng, state.short_page_rate)
     fields = _fields(request, "tweet.fields")
     errors: list[dict[str, Any]] = []
     data = []
@@ -535,8 +570,8 @@ def _timeline(request: web.Request, candidates: list[s.Tweet], *, owner_id: str)
     if data:
         meta["newest_id"] = data[0]["id"]
         meta["oldest_id"] = data[-1]["id"]
-    if rest and page:
-        meta["next_token"] = _encode_token(page[-1].id)
+    if next_below is not None:
+        meta["next_token"] = _encode_token(str(next_below))
     if token is not None and page:
         meta["previous_token"] = _encode_token(str(int(page[0].id) + 1))
     body: dict[str, Any] = {}
@@ -641,8 +676,10 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         handles = state.reply_handles(state.me.id, parent, {str(u) for u in excluded})
         if handles:
             text = " ".join(f"@{h}" for h in handles) + " " + text
+    # X's duplicate check is on the text as sent (what it stores is rewritten: t.co links ...).
+    sent = unicodedata.normalize("NFC", text)
     for tweet in state.posted_tweets():
-        if text and tweet.text == text:
+        if text and tweet.source_text == sent:
             return problem(
                 403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
             )
@@ -723,7 +760,7 @@ async def user_tweets(request: web.Request) -> web.Response:
     if user_id not in state.users:
         return _json({"errors": [_not_found("user", user_id, "id")]})
     candidates = [t for t in state.tweets.values() if not t.deleted and t.author_id == user_id]
-    return _timeline(request, candidates, owner_id=user_id)
+    return _timeline(request, timeline.visible(state, candidates), owner_id=user_id)
 
 
 async def lookup(request: web.Request) -> web.Response:

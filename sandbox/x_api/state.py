@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from sandbox.x_api.rewriting import store_text, tco_slug
 from sandbox.x_api.text import MAX_LENGTH, tweet_length
 
 if TYPE_CHECKING:
@@ -126,6 +129,14 @@ class Tweet:
     # X's language of the post (``tweet.fields=lang``, BCP 47; "und" when undetermined). X
     # detects it; the stand-in is told (``lang=`` on the helpers that make posts).
     lang: str = "en"
+    # The text exactly as the client sent it (X's duplicate check compares these); ``text`` is
+    # what X returns: links wrapped in t.co, a media link appended, ``&<>`` escaped
+    # (sandbox/x_api/rewriting.py), with ``urls`` as its ``entities.urls``.
+    source_text: str = ""
+    urls: list[dict[str, Any]] = field(default_factory=list)
+    note_urls: list[dict[str, Any]] = field(default_factory=list)
+    # When the post shows up on its author's timeline (stand-in clock): see XState.timeline_lag_s.
+    visible_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Everything the stand-in knows (for /_sandbox views and tests)."""
@@ -138,6 +149,8 @@ class Tweet:
             "in_reply_to_user_id": self.in_reply_to_user_id,
             "referenced_tweets": list(self.referenced_tweets),
             "media_keys": list(self.media_keys),
+            "source_text": self.source_text,
+            "urls": [dict(u) for u in self.urls],
             "made_with_ai": self.made_with_ai,
             "note_text": self.note_text,
             "lang": self.lang,
@@ -249,6 +262,9 @@ class XState:
         monthly_read_cap: int | None = None,
         project_id: str = "1700000000000000999",
         cap_reset_day: int = 1,
+        timeline_lag_s: float = 2.0,
+        short_page_rate: float = 0.3,
+        page_seed: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lock = threading.RLock()
@@ -267,6 +283,16 @@ class XState:
         self.cap_reset_day = cap_reset_day
         self.monthly_post_cap = monthly_post_cap
         self.monthly_read_cap = monthly_read_cap
+        # A user's timeline is eventually consistent: a post appears on it this many seconds
+        # after it was created (the stand-in's clock), while a lookup by id finds it at once.
+        # X documents no figure; clients see new posts missing for a while (linvi/tweetinvi#455,
+        # twitter/the-algorithm#1762 "eventual consistency"). See sandbox/x_api/timeline.py.
+        self.timeline_lag_s = timeline_lag_s
+        # Share of timeline pages served short (even empty) while more results remain, with a
+        # next_token: "If you get fewer results than max_results, more may still exist (continue
+        # until no next_token)" (xdevplatform/docs x-api/fundamentals/pagination.mdx).
+        self.short_page_rate = short_page_rate
+        self.page_rng = random.Random(page_seed)
         self._clock = clock
         self._offset = 0.0
         self._next_id = 1_800_000_000_000_000_000
@@ -276,6 +302,7 @@ class XState:
         self.likes: list[LikeRecord] = []
         self.liked: dict[str, set[str]] = {}
         self.requests: list[RequestRecord] = []
+        self._in_flight: Counter[str] = Counter()
         self.posts_created = 0
         self.posts_read = 0
         self.daily_reads: Counter[str] = Counter()
@@ -420,22 +447,37 @@ class XState:
         made_with_ai: bool = False,
         lang: str = "en",
     ) -> Tweet:
-        """Store a tweet as X would (no validation: the HTTP handler validates)."""
+        """Store a tweet as X would (no validation: the HTTP handler validates): its text
+        rewritten (t.co links, media link, entities; sandbox/x_api/rewriting.py), on its
+        author's timeline after ``timeline_lag_s``."""
         with self._lock:
             tweet_id = self._new_id()
             parent = self.tweets.get(in_reply_to) if in_reply_to else None
+            author = self.users.get(author_id)
+            source_text = text
+            stored = store_text(
+                text,
+                tweet_id=tweet_id,
+                username=author.username if author else author_id,
+                media_keys=media_keys,
+            )
+            text, urls = stored.text, stored.urls
             refs = [{"type": "replied_to", "id": parent.id}] if parent else []
             if quote_of is not None:
                 refs.append({"type": "quoted", "id": quote_of})
             note_text: str | None = None
-            if tweet_length(text) > MAX_LENGTH:  # a long post: X keeps the whole note
-                note_text = text
-                text = f"{text[:260].rstrip()}\u2026 https://t.co/{secrets.token_hex(5)}"
+            note_urls: list[dict[str, Any]] = []
+            if tweet_length(source_text) > MAX_LENGTH:  # a long post: X keeps the whole note
+                note_text, note_urls = text, urls
+                head = text[:260].rstrip()
+                urls = [u for u in urls if u["end"] <= len(head)]
+                text = f"{head}\u2026 https://t.co/{tco_slug()}"
+            created = created_at or self._now_datetime()
             tweet = Tweet(
                 id=tweet_id,
                 text=text,
                 author_id=author_id,
-                created_at=created_at or self._now_datetime(),
+                created_at=created,
                 conversation_id=parent.conversation_id if parent else tweet_id,
                 in_reply_to_user_id=parent.author_id if parent else None,
                 referenced_tweets=refs,
@@ -446,6 +488,10 @@ class XState:
                 note_text=note_text,
                 note_mentions=self._mention_entities(note_text) if note_text else [],
                 lang=lang,
+                source_text=unicodedata.normalize("NFC", source_text),
+                urls=urls,
+                note_urls=note_urls,
+                visible_at=created.timestamp() + self.timeline_lag_s,
             )
             if parent:
                 parent.metrics["reply_count"] += 1
@@ -635,6 +681,18 @@ class XState:
         with self._lock:
             self.requests.append(record)
 
+    def request_started(self, endpoint: str, delta: int = 1) -> None:
+        """Count a request in flight (``delta=-1`` when its answer is sent or given up)."""
+        with self._lock:
+            self._in_flight[endpoint] += delta
+
+    def in_flight(self, endpoint: str | None = None) -> int:
+        """Requests received and not answered yet (held by latency, a hang, a slow handler)."""
+        with self._lock:
+            if endpoint is None:
+                return sum(self._in_flight.values())
+            return self._in_flight[endpoint]
+
     def request_count(self, endpoint: str | None = None, *, status: int | None = None) -> int:
         """Requests received (every one, rejected or not) for ``endpoint`` or in total."""
         with self._lock:
@@ -749,7 +807,9 @@ class XState:
             self._faults.latency[endpoint] = seconds
 
     def fail_next(self, endpoint: str, n: int = 1, *, status: int = 503) -> None:
-        """The next ``n`` requests to ``endpoint`` get a 5xx (500 or 503) before any work."""
+        """The next ``n`` requests to ``endpoint`` fail before any work: a 5xx (500, 502, 503),
+        or 400 / 401 with X's invalid-request / unauthorized body (a refusal X could give:
+        media that expired on its side, credentials revoked mid-flight)."""
         with self._lock:
             self._faults.fail.setdefault(endpoint, []).extend([status] * n)
 

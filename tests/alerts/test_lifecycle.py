@@ -110,13 +110,15 @@ def _run(
     job_id = job_id or enqueue(conn, "noop", max_attempts=max_attempts)
     [claimed] = claim(conn, "w1", ("noop",))
     assert claimed["id"] == job_id
+    tok = claimed["lease_token"]
     if fail is None:
-        assert scalar(conn, "select public.complete_job(%s, 'w1')", (job_id,)) is True
+        assert scalar(conn, "select public.complete_job(%s, 'w1', %s)", (job_id, tok)) is True
     else:
         scalar(
             conn,
-            "select public.fail_job(%s, 'w1', 'boom: upstream said no', interval '0 seconds', %s)",
-            (job_id, fail == "retry"),
+            "select public.fail_job(%s, 'w1', %s, 'boom: upstream said no', interval '0 seconds',"
+            " %s)",
+            (job_id, tok, fail == "retry"),
         )
     return job_id
 
@@ -168,10 +170,13 @@ def test_repeated_failures_raise_once_and_resolve_on_success(conn: psycopg.Conne
 def test_snoozes_and_releases_are_not_failures(conn: psycopg.Connection) -> None:
     for _ in range(3):
         job = enqueue(conn, "noop")
-        claim(conn, "w1", ("noop",))
-        conn.execute("select public.snooze_job(%s, 'w1', now())", (job,))
-        claim(conn, "w1", ("noop",))
-        conn.execute("select public.release_jobs('w1', array[%s]::bigint[])", (job,))
+        [held] = claim(conn, "w1", ("noop",))
+        conn.execute("select public.snooze_job(%s, 'w1', %s, now())", (job, held["lease_token"]))
+        [held] = claim(conn, "w1", ("noop",))
+        conn.execute(
+            "select public.release_jobs('w1', array[%s]::bigint[], array[%s]::uuid[])",
+            (job, held["lease_token"]),
+        )
     assert scalar(conn, "select count(*) from public.job_failures") == 0
     # An expired lease is a failed attempt.
     job = enqueue(conn, "noop")
@@ -199,9 +204,9 @@ def test_x_auth_resolves_when_x_accepts_a_call_again(conn: psycopg.Connection) -
 def test_openai_auth_resolves_when_generation_succeeds_again(conn: psycopg.Connection) -> None:
     raise_alert(conn, "openai_auth", level="critical", message="OpenAI rejected the key")
     job = enqueue(conn, "generate_tweet", {"scheduled_tweet_id": 1})
-    claim(conn, "w1", ("generate_tweet",))
+    [held] = claim(conn, "w1", ("generate_tweet",))
     assert evaluate(conn) == set()
-    conn.execute("select public.complete_job(%s, 'w1')", (job,))
+    conn.execute("select public.complete_job(%s, 'w1', %s)", (job, held["lease_token"]))
     assert evaluate(conn) == {("resolved", "openai_auth")}
 
 

@@ -336,6 +336,8 @@ def worker_settings(dsn: str) -> Settings:
         http_port=0,
         poll_interval_s=0.2,
         shutdown_grace_s=2,
+        x_connect_timeout_s=0.5,  # the grace period must cover a call to X
+        x_timeout_s=1.5,
         doorbell_enabled=False,
     )
 

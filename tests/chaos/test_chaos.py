@@ -6,19 +6,26 @@ thread, and `python -m worker worker` processes that the driver kills with SIGKI
 
 The workload (CHAOS_JOBS jobs, 5,000 by default) is fed in waves during the chaos window:
 posts from `scheduled_tweets` rows with exact content (a few hundred, a few cancelled by the
-operator), a few rows with a topic (OpenAI writes them, then they are posted), mentions of the
-bot on the X stand-in (half inserted into `replies` directly, as the webhook would, half left for
-`poll_mentions` to find), `poll_mentions` and `collect_stats` jobs, and `noop` jobs for bulk.
+operator; a quarter with an image, a quarter with a bare-domain link, a quarter with `&<>`),
+a few rows with a topic (OpenAI writes them, half with an image, then they are posted), mentions
+of the bot on the X stand-in (half inserted into `replies` directly, as the webhook would, half
+left for `poll_mentions` to find), `poll_mentions` and `collect_stats` jobs, and `noop` jobs for
+bulk. The X stand-in is the realistic one: it stores text the way X does (t.co links, an
+appended media link, escaped `&<>`), shows a new post on the timeline only after a lag, and
+serves short and empty pages.
 
 The driver (seeded RNG, a bounded number of actions at random times) kill -9s workers and
-restarts them, sends SIGTERM, restarts PostgreSQL or stops it for a few seconds, drops the
+restarts them, sends SIGTERM (also to a worker whose post is on its way to X, slowed down for
+the purpose), restarts PostgreSQL or stops it for a few seconds, drops the
 Realtime stand-in's connections or stops it accepting for a while, and makes the X and OpenAI
 stand-ins answer 429, 5xx, time out or drop a created tweet's response. It also calls
 `reap_expired_leases()` every couple of seconds, as pg_cron does every minute in production.
 
 Then calm returns and every job must reach a final state. The checks: nothing posted twice, every
-scheduled row posted (or cancelled), every reply liked (one effective like each on X) and marked
-liked, no row lost, the posts quota never exceeded and exactly equal to what X counted.
+scheduled row posted (or cancelled), no tweet on X without its `tweets` row and no `posted` row
+without its tweet on X (image rows with their media), every reply liked (one effective like each
+on X) and marked liked, no row lost, the posts quota never exceeded and exactly equal to what X
+counted.
 
 Configure with CHAOS_SEED, CHAOS_JOBS, CHAOS_DURATION_S (chaos window), CHAOS_ACTIONS,
 CHAOS_WORKERS; CHAOS_REPORT=path appends the run's figures as one JSON line. `make soak` runs it
@@ -27,8 +34,10 @@ longer and larger.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
+import io
 import itertools
 import json
 import os
@@ -42,6 +51,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from PIL import Image
 from psycopg.types.json import Jsonb
 
 from sandbox.gateway import REALTIME_STATE
@@ -56,6 +66,8 @@ from sandbox.x_api import (
 )
 from tests.chaos.cluster import PrivateCluster
 from tests.processes import WorkerProcess
+from worker.clients.storage import ImageStore
+from worker.content.images import fit_for_x
 from worker.ops.cli import EXIT_UNAVAILABLE
 
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
@@ -67,6 +79,9 @@ DRAIN_S = float(os.environ.get("CHAOS_DRAIN_S", "150"))
 REPORT = os.environ.get("CHAOS_REPORT")
 
 LEASE_S = 10  # short leases: a killed worker's jobs come back within seconds
+# A call to X may take X_CONNECT_TIMEOUT_S + X_TIMEOUT_S; the shutdown grace covers it.
+X_TIMEOUTS = {"X_CONNECT_TIMEOUT_S": "1", "X_TIMEOUT_S": "4", "SHUTDOWN_GRACE_S": "6"}
+RECONCILE_WINDOW_S = 5  # above the stand-in's timeline lag (2 s by default)
 REAP_EVERY_S = 2.0  # pg_cron runs reap_expired_leases every minute; the driver, more often
 FINAL = ("succeeded", "dead", "cancelled")
 
@@ -110,6 +125,11 @@ class Figures:
     jobs_run_more_than_once: int = 0
     kills: int = 0
     sigterms: int = 0
+    sigterms_in_flight: int = 0
+    image_posts: int = 0
+    link_posts: int = 0
+    reconciled: int = 0
+    duplicate_refusals: int = 0
     worker_starts: int = 0
     worker_restarts: int = 0
     worker_startup_exits: int = 0
@@ -172,6 +192,7 @@ class Chaos:
         sandbox: ThreadedSandbox,
         stack: SandboxStack,
         plan: Plan,
+        image: tuple[str, str],
     ):
         self.cluster = cluster
         self.db = Db(cluster, db_name)
@@ -179,6 +200,8 @@ class Chaos:
         self.sandbox = sandbox
         self.stack = stack
         self.plan = plan
+        self.image_path, self.image_url = image  # a stored image the image posts attach
+        self.image_ids: list[int] = []
         self.rng = random.Random(SEED)
         self.fig = Figures(jobs_planned=JOBS)
         self.workers: dict[int, WorkerProcess] = {}
@@ -195,6 +218,7 @@ class Chaos:
             stack.x.add_user(f"chaos_fan_{i}", name=f"Chaos fan {i}").id for i in range(12)
         ]
         self.paused_realtime = False
+        self.ready_once: set[str] = set()
         self.crashes: list[tuple[str, int]] = []
         self.wave_s = CHAOS_S / plan.waves
 
@@ -223,7 +247,8 @@ class Chaos:
             "DOORBELL_ENABLED": "true",
             "POLL_INTERVAL_S": "2",
             "LEASE_S": str(LEASE_S),
-            "SHUTDOWN_GRACE_S": "3",
+            **X_TIMEOUTS,
+            "RECONCILE_WINDOW_S": str(RECONCILE_WINDOW_S),
             "LOG_LEVEL": "INFO",
         }
 
@@ -239,6 +264,19 @@ class Chaos:
         w = self.workers.get(slot)
         return w is not None and w.proc is not None and w.proc.poll() is None
 
+    def working(self) -> list[int]:
+        """Slots whose worker is up (it has answered /health since it started): killing one
+        still starting would test only start-up (on a loaded machine that alone takes seconds)."""
+        slots = []
+        for slot, w in self.workers.items():
+            if not self.alive(slot):
+                continue
+            if w.name not in self.ready_once and w.health() is not None:
+                self.ready_once.add(w.name)
+            if w.name in self.ready_once:
+                slots.append(slot)
+        return slots
+
     def supervise(self) -> None:
         """A container restart policy: a worker that exited on its own is started again. The
         only acceptable reason is start-up with the database down (exit code 4, "cannot
@@ -253,7 +291,7 @@ class Chaos:
                 self.start_worker(slot)
 
     def kill(self) -> None:
-        slots = [s for s in self.workers if self.alive(s)]
+        slots = self.working()
         if not slots:
             return
         slot = self.rng.choice(slots)
@@ -264,10 +302,41 @@ class Chaos:
         self.at(self.now() + self.rng.uniform(0.5, 3.0), "restart", lambda: self.start_worker(slot))
 
     def sigterm(self) -> None:
-        slots = [s for s in self.workers if self.alive(s)]
+        slots = self.working()
         if not slots:
             return
-        slot = self.rng.choice(slots)
+        self._terminate(self.rng.choice(slots))
+
+    def sigterm_in_flight(self, tries: int = 8) -> None:
+        """SIGTERM the worker whose post is on its way to X (slowed down so that it is); when
+        no post is due right now, try again a little later."""
+        x = self.stack.x
+        x.inject_latency(CREATE_TWEET, self.rng.uniform(1.0, 3.0))
+        deadline = time.monotonic() + 2
+        while x.in_flight(CREATE_TWEET) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the stand-in for the moment to strike
+        x.inject_latency(CREATE_TWEET, 0)  # the post in flight keeps its delay
+        holders = set()
+        if x.in_flight(CREATE_TWEET):
+            holders = {
+                r[0]
+                for r in self.db(
+                    "select locked_by from public.jobs where kind = 'post_tweet'"
+                    " and status = 'running'"
+                )
+            }
+        slots = [s for s in self.workers if self.workers[s].name in holders and self.alive(s)]
+        if slots:
+            self._terminate(self.rng.choice(slots))
+            self.fig.sigterms_in_flight += 1
+        elif tries > 1 and self.now() < CHAOS_S - 3:
+            self.at(
+                self.now() + 1.0,
+                "sigterm_in_flight",
+                lambda: self.sigterm_in_flight(tries - 1),
+            )
+
+    def _terminate(self, slot: int) -> None:
         w = self.workers[slot]
         w.doomed = True  # type: ignore[attr-defined]
         w.signal(signal.SIGTERM)
@@ -334,7 +403,7 @@ class Chaos:
         elif kind == "timeout":
             endpoint = self.rng.choice([CREATE_TWEET, LIKE])
             n = 1
-            x.hang_next(endpoint, n, seconds=40.0)  # longer than the client's 30 s timeout
+            x.hang_next(endpoint, n, seconds=40.0)  # longer than the client's read timeout
         else:  # the tweet is created, the response never arrives
             endpoint = CREATE_TWEET
             n = 1
@@ -363,13 +432,29 @@ class Chaos:
         n = self.share(p.posts, wave)
         if n:
             # Due one after another across the wave, so posts are in flight whenever chaos hits.
+            # What X rewrites is in the mix: a bare-domain link (wrapped in t.co), `&<>`
+            # (escaped), an image (a media link appended), plain text.
             rows = db(
-                "insert into public.scheduled_tweets (content, scheduled_for) select 'chaos ' || %s"
-                " || ' post w' || %s || '-' || g || ': ' || md5(random()::text), now() + "
-                "make_interval(secs => %s * g / %s) from generate_series(1, %s) g returning id",
-                (SEED, wave, self.wave_s, n, n),
+                "insert into public.scheduled_tweets (content, scheduled_for, image_path,"
+                " image_url, alt_text) select 'chaos ' || %(seed)s || ' post w' || %(wave)s"
+                " || '-' || g || case g %% 4 when 1 then ' see chirpbase.dev/c' || %(seed)s"
+                " || 'w' || %(wave)s || 'g' || g || ' now' when 2 then ' Q&A <live> & more'"
+                " else '' end || ': ' || md5(random()::text), now() + make_interval(secs =>"
+                " %(spread)s * g / %(n)s), case when g %% 4 = 3 then %(path)s end,"
+                " case when g %% 4 = 3 then %(url)s end,"
+                " case when g %% 4 = 3 then 'a chaos test card' end"
+                " from generate_series(1, %(n)s) g returning id, image_path is not null",
+                {
+                    "seed": SEED,
+                    "wave": wave,
+                    "spread": self.wave_s,
+                    "n": n,
+                    "path": self.image_path,
+                    "url": self.image_url,
+                },
             )
             self.scheduled_ids += [r[0] for r in rows]
+            self.image_ids += [r[0] for r in rows if r[1]]
         n = self.share(p.cancelled, wave)
         if n:
             rows = db(
@@ -385,11 +470,13 @@ class Chaos:
         n = self.share(p.generated, wave)
         if n:
             rows = db(
-                "insert into public.scheduled_tweets (topic) select 'chaos topic ' || %s || "
-                "' wave ' || %s || ' number ' || g from generate_series(1, %s) g returning id",
+                "insert into public.scheduled_tweets (topic, with_image) select 'chaos topic ' ||"
+                " %s || ' wave ' || %s || ' number ' || g, g %% 2 = 0"
+                " from generate_series(1, %s) g returning id, with_image",
                 (SEED, wave, n),
             )
             self.scheduled_ids += [r[0] for r in rows]
+            self.image_ids += [r[0] for r in rows if r[1]]
         # Mentions on X; half reach `replies` directly (as a webhook delivery would).
         n = self.share(p.mentions, wave)
         direct = []
@@ -450,6 +537,11 @@ class Chaos:
     def schedule(self) -> None:
         for slot in range(WORKERS):
             self.start_worker(slot)
+        # The chaos clock starts once every worker is up: on a loaded machine start-up alone can
+        # take seconds, and faults injected before anyone calls X would test nothing.
+        for w in self.workers.values():
+            w.wait_ready(timeout=120)
+        self.t0 = time.monotonic()
         for wave in range(self.plan.waves):
             t = wave * self.wave_s
             self.at(t, f"wave {wave}", lambda wave=wave: self.feed(wave))
@@ -463,6 +555,7 @@ class Chaos:
         # One of each kind of trouble, then a seeded mix up to ACTIONS.
         kinds = [
             "kill",
+            "sigterm_in_flight",
             "pg_restart",
             "pg_outage",
             "realtime_drop",
@@ -473,6 +566,7 @@ class Chaos:
         weights = {
             "kill": 5,
             "sigterm": 1,
+            "sigterm_in_flight": 2,
             "pg_restart": 1,
             "pg_outage": 1,
             "realtime_drop": 1,
@@ -485,6 +579,7 @@ class Chaos:
         actions = {
             "kill": self.kill,
             "sigterm": self.sigterm,
+            "sigterm_in_flight": self.sigterm_in_flight,
             "pg_restart": self.pg_restart,
             "pg_outage": self.pg_outage,
             "realtime_drop": self.realtime_drop,
@@ -577,7 +672,8 @@ def test_chaos(ensure_up: PrivateCluster, chaos_db: str) -> None:
     )
     plan = Plan.for_jobs(JOBS, waves=max(6, round(CHAOS_S / 6)))
     with sandbox as stack:
-        chaos = Chaos(cluster, chaos_db, sandbox, stack, plan)
+        image = asyncio.run(_store_image(stack, cluster.app_dsn(chaos_db)))
+        chaos = Chaos(cluster, chaos_db, sandbox, stack, plan, image)
         cap = _configure(chaos.db, plan)
         try:
             chaos.schedule()
@@ -594,6 +690,19 @@ def test_chaos(ensure_up: PrivateCluster, chaos_db: str) -> None:
         fig = chaos.fig
         fig.duration_s = round(time.monotonic() - started, 1)
         _check(chaos, stack, cap, stuck)
+
+
+async def _store_image(stack: SandboxStack, dsn: str) -> tuple[str, str]:
+    """One image in Storage for the image posts (path, public URL)."""
+    picture = Image.new("RGB", (400, 240), (40, 90, 200))
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    fitted = fit_for_x(out.getvalue())
+    store = ImageStore.from_settings(stack.settings(dsn))
+    try:
+        return fitted.filename, await store.upload_image(fitted)
+    finally:
+        await store.aclose()
 
 
 def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> None:
@@ -635,7 +744,8 @@ def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> N
     # Tweets: unique on X, one row each, every scheduled row posted or cancelled.
     posted = x.posted_tweets(include_deleted=True)
     fig.posts_on_x = len(posted)
-    texts = Counter(t.text for t in posted)
+    # X's duplicate check and ours compare the text as sent: what X returns is rewritten.
+    texts = Counter(t.source_text for t in posted)
     text_dupes = sum(n - 1 for n in texts.values() if n > 1)
     rows = db("select tweet_id, content, scheduled_tweet_id from public.tweets")
     row_ids = Counter(r[0] for r in rows)
@@ -643,7 +753,10 @@ def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> N
     per_schedule = Counter(r[2] for r in rows)
     schedule_dupes = sum(n - 1 for n in per_schedule.values() if n > 1)
     fig.duplicates = text_dupes + row_dupes + schedule_dupes
-    on_x = {t.id: t.text for t in posted}
+    on_x = {t.id: t.source_text for t in posted}
+    media_on_x = {t.id for t in posted if t.media_keys}
+    fig.image_posts = len(media_on_x)
+    fig.link_posts = sum(1 for text in on_x.values() if "chirpbase.dev" in text)
     unrecorded = sorted(set(on_x) - set(row_ids))  # on X, unknown to the database
     phantom = sorted(set(row_ids) - set(on_x))  # in the database, not on X
     mismatched = [r[0] for r in rows if r[0] in on_x and on_x[r[0]] != r[1]]
@@ -655,6 +768,18 @@ def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> N
     ]
     cancelled_posted = [r[0] for r in sched if r[0] in chaos.cancel_ids and r[1] == "posted"]
     posted_rows = {r[2] for r in sched if r[1] == "posted"}
+    image_rows_without_media = sorted(
+        r[0]
+        for r in sched
+        if r[0] in chaos.image_ids and r[1] == "posted" and r[2] not in media_on_x
+    )
+    fig.reconciled = int(
+        db.one(
+            "select count(*) from public.jobs where kind = 'post_tweet'"
+            " and (result ->> 'reconciled')::boolean"
+        )
+    )
+    fig.duplicate_refusals = x.request_count(CREATE_TWEET, status=403)
     if not (len(posted) == len(rows) == by_status.get("posted", 0) == len(posted_rows)):
         problems.append(
             f"tweets on X {len(posted)}, tweets rows {len(rows)}, posted scheduled rows "
@@ -726,6 +851,7 @@ def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> N
         ("tweets on X not recorded", unrecorded),
         ("tweets rows not on X", phantom),
         ("tweets rows whose text differs from X", mismatched),
+        ("image rows posted without their media", image_rows_without_media),
         ("duplicate texts on X", text_dupes),
         ("duplicate tweets rows", row_dupes + schedule_dupes),
         ("mentions without a replies row", replies_missing),
@@ -754,14 +880,18 @@ def _report(fig: Figures) -> None:
     print(
         f"\nchaos seed={fig.seed}: {fig.jobs_total} jobs ({fig.jobs_by_status}), "
         f"{fig.jobs_run_more_than_once} ran more than once, {fig.reaped} leases reaped\n"
-        f"  kills={fig.kills} sigterms={fig.sigterms} worker restarts={fig.worker_restarts} "
+        f"  kills={fig.kills} sigterms={fig.sigterms} (posts in flight {fig.sigterms_in_flight})"
+        f" worker restarts={fig.worker_restarts} "
         f"(start-up exits {fig.worker_startup_exits}) pg restarts={fig.pg_restarts} "
         f"pg outages={fig.pg_outages} realtime drops={fig.realtime_drops} "
         f"pauses={fig.realtime_pauses}\n"
         f"  injected X faults={x_faults} {fig.x_faults} (X answered {fig.x_5xx_answered} 5xx, "
         f"{fig.x_429_answered} 429) OpenAI faults={ai_faults} {fig.openai_faults} "
         f"({fig.openai_faults_left} unused)\n"
-        f"  posts on X={fig.posts_on_x} cap={fig.posts_cap} quota used={fig.posts_quota_used:g} "
+        f"  posts on X={fig.posts_on_x} (with an image {fig.image_posts}, a bare-domain link "
+        f"{fig.link_posts}) reconciled={fig.reconciled} duplicate refusals="
+        f"{fig.duplicate_refusals}\n"
+        f"  cap={fig.posts_cap} quota used={fig.posts_quota_used:g} "
         f"reads on X={fig.reads_on_x} (quota {fig.reads_quota_used:g}) "
         f"replies={fig.replies} likes={fig.distinct_likes} (requests {fig.like_requests})\n"
         f"  duplicates={fig.duplicates} lost={fig.lost} dead={len(fig.dead)} "

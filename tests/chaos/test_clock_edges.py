@@ -23,7 +23,6 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from worker.db import query
 from worker.jobs._x import next_month_start
 
 ZONES = ["UTC", "Pacific/Kiritimati", "Etc/GMT+12", "America/New_York", "Europe/Berlin"]
@@ -125,19 +124,23 @@ def test_usage_of_adjacent_months_does_not_count(conn: psycopg.Connection) -> No
     ).fetchall() == [(3,), (2,), (3,)]
 
 
-def test_likes_today_counts_the_utc_day(conn: psycopg.Connection) -> None:
-    """The daily like cap resets at 00:00 UTC: a like at 23:59:59 UTC yesterday does not count."""
-    utc_midnight = conn.execute(
-        "select date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'"
-    ).fetchone()[0]
+def test_the_daily_like_cap_counts_the_utc_day(conn: psycopg.Connection) -> None:
+    """The daily like cap resets at 00:00 UTC, whatever the session's time zone: likes are
+    taken from the counter of the UTC day (a like at 23:59:59 UTC yesterday does not count)."""
+    utc_today = conn.execute("select (now() at time zone 'UTC')::date").fetchone()[0]
     conn.execute(
-        "insert into public.replies (reply_id, author_id, liked, liked_at) values"
-        " ('1', '42', true, %s), ('2', '42', true, %s)",
-        (utc_midnight - timedelta(seconds=1), utc_midnight),
+        "insert into public.daily_likes (day, used) values (%s, 7)",
+        (utc_today - timedelta(days=1),),
     )
+    conn.execute("insert into public.replies (reply_id, author_id) values ('1', '42'), ('2', '42')")
     with conn.transaction():
-        conn.execute("set local timezone = 'Pacific/Kiritimati'")
-        assert conn.execute(query("likes_today")).fetchone()[0] == 1
+        conn.execute("set local timezone = 'Pacific/Kiritimati'")  # already tomorrow there
+        assert conn.execute("select public.reserve_daily_like('1', 1)").fetchone()[0] is True
+        assert conn.execute("select public.reserve_daily_like('2', 1)").fetchone()[0] is False
+    assert dict(conn.execute("select day, used from public.daily_likes").fetchall()) == {
+        utc_today - timedelta(days=1): 7,
+        utc_today: 1,
+    }
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,9 @@ async def test_reconcile_finds_a_tweet_older_than_the_latest_page(
             "insert into public.scheduled_tweets (content) values ('lost answer, found later')"
             " returning id"
         ).fetchone()[0]
-        worker = Worker(stack.settings(dsn, poll_interval_s=0.3), kinds=["post_tweet"])
+        # X's timeline may lag: the retry looks, and after a short window looks again.
+        settings = stack.settings(dsn, poll_interval_s=0.3, reconcile_window_s=3.0)
+        worker = Worker(settings, kinds=["post_tweet"])
         async with running(worker):
             await wait_for(
                 lambda: conn.execute(

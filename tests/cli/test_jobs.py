@@ -12,8 +12,16 @@ from worker.ops.cli import EXIT_FAILURE, EXIT_USAGE
 def dead_job(conn: psycopg.Connection) -> int:
     """A noop job that failed its only attempt (as the worker would leave it)."""
     job_id = enqueue(conn, "noop", {"n": 1}, max_attempts=1)
-    assert [j["id"] for j in claim(conn, "w1", ("noop",))] == [job_id]
-    assert scalar(conn, "select public.fail_job(%s, 'w1', 'boom: X said 500')", (job_id,)) == "dead"
+    [held] = claim(conn, "w1", ("noop",))
+    assert held["id"] == job_id
+    assert (
+        scalar(
+            conn,
+            "select public.fail_job(%s, 'w1', %s, 'boom: X said 500')",
+            (job_id, held["lease_token"]),
+        )
+        == "dead"
+    )
     return job_id
 
 

@@ -285,7 +285,8 @@ async def test_reply_drafts_in_the_inbox(page: Any, console_run: ConsoleRun) -> 
     item = page.locator(f"#item-reply-{first['id']}")
     await item.wait_for(state="visible", timeout=30_000)  # live: no reload
     await page.locator(f"#item-reply-{second['id']}").wait_for(state="visible")
-    assert feed.rings > rings  # reply_drafts rang the doorbell: no fallback poll needed
+    # reply_drafts rings the doorbell (nothing else watched has changed since the login).
+    await wait_for(lambda: feed.rings > rings, timeout=10, message="a ring for reply_drafts")
     assert "to @ada_asks" in await item.locator("h2").inner_text()
     answered = await item.locator("blockquote.answers").inner_text()
     assert question.text in answered and "@ada_asks wrote" in answered
@@ -313,7 +314,7 @@ async def test_reply_drafts_in_the_inbox(page: Any, console_run: ConsoleRun) -> 
     await other.get_by_role("button", name="Reject").click()
     await other.wait_for(state="detached")
     assert draft_for(heckle.id)["status"] == "rejected"
-    assert await page.locator("#inbox-empty").is_visible()
+    await page.locator("#inbox-empty").wait_for(state="visible")
     # A second approval of the rejected draft, as a stale page would send it, is refused.
     token = await page.locator("meta[name=csrf-token]").get_attribute("content")
     status, body = await page.evaluate(

@@ -22,7 +22,15 @@ def stack(admin_dsn: str) -> Iterator[SandboxStack]:
 
 
 def _env(stack: SandboxStack, dsn: str, **extra: str) -> dict[str, str]:
-    return {**stack.env(dsn), "DOORBELL_ENABLED": "true", "POLL_INTERVAL_S": "1", **extra}
+    return {
+        **stack.env(dsn),
+        "DOORBELL_ENABLED": "true",
+        "POLL_INTERVAL_S": "1",
+        # Short calls to the loopback X stand-in, so a short shutdown grace can cover one.
+        "X_CONNECT_TIMEOUT_S": "0.5",
+        "X_TIMEOUT_S": "0.5",
+        **extra,
+    }
 
 
 def _status(conn: psycopg.Connection, job_id: int) -> tuple[str, int, dict | None]:

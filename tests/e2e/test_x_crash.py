@@ -39,7 +39,9 @@ def worker_process(
         "DOORBELL_ENABLED": "false",
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": "0",
-        "SHUTDOWN_GRACE_S": "2",
+        "SHUTDOWN_GRACE_S": "5",
+        "X_CONNECT_TIMEOUT_S": "1",
+        "X_TIMEOUT_S": "3",
         "LOG_LEVEL": "INFO",
     }
     with log.open("wb") as out:

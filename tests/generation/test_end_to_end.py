@@ -37,7 +37,9 @@ async def test_topic_row_is_generated_and_posted_with_its_image(
         )
 
     [tweet] = stack.x.posted_tweets()
-    assert tweet.text == TEXT and row["tweet_id"] == tweet.id
+    assert tweet.source_text == TEXT and row["tweet_id"] == tweet.id
+    # X stores it with a t.co link to the image appended.
+    assert tweet.text.startswith(TEXT + " https://t.co/") and tweet.urls[-1]["media_key"]
     # The image was drawn by OpenAI: X was told (made_with_ai, configs.generation.made_with_ai).
     assert tweet.made_with_ai is True
     # The image X received is the one in the bucket, with the alt text written with the tweet.
@@ -95,7 +97,7 @@ async def test_approval_end_to_end(stack: SandboxStack, conn: psycopg.Connection
         )
 
     [tweet] = stack.x.posted_tweets()
-    assert tweet.id == approved["tweet_id"] and tweet.text == approved["content"]
+    assert tweet.id == approved["tweet_id"] and tweet.source_text == approved["content"]
     assert len(tweet.media_keys) == 1
     rejected = scheduled(conn, reject_id)
     assert rejected["status"] == "rejected" and rejected["tweet_id"] is None

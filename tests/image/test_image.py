@@ -155,6 +155,9 @@ def test_the_image_worker_posts_answers_health_and_stops_cleanly(
         "DOORBELL_ENABLED": "true",
         "POLL_INTERVAL_S": "1",
         "SHUTDOWN_GRACE_S": "2",
+        # The grace must cover a whole call to X: short calls to the loopback stand-in.
+        "X_CONNECT_TIMEOUT_S": "0.5",
+        "X_TIMEOUT_S": "1.5",
         "LOG_LEVEL": "DEBUG",
     }
     container.start(env)

@@ -121,7 +121,8 @@ async def test_per_kind_concurrency_limit(conn: psycopg.Connection, dsn: str) ->
 async def test_sigterm_mid_job_finishes_or_releases(conn: psycopg.Connection, dsn: str) -> None:
     short = enqueue(conn, '{"duration_s": 0.5}')
     long = enqueue(conn, '{"duration_s": 30}')
-    worker = Worker(make_settings(dsn, shutdown_grace_s=1.5), kinds=["noop"])
+    settings = make_settings(dsn, shutdown_grace_s=1.5, x_connect_timeout_s=0.5, x_timeout_s=1)
+    worker = Worker(settings, kinds=["noop"])
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.ready.wait(), 10)
     await wait_for(lambda: worker.loop.running_count == 2, message="both jobs running")

@@ -361,15 +361,135 @@ async def test_mentions_pagination_and_meta(server: Server) -> None:
     assert "is not between 5 and 100" in info.value.response.text
 
 
+async def walk(
+    fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """Every page of a timeline call, following next_token until X gives none."""
+    pages = []
+    token = None
+    for _ in range(200):
+        page = await call(fn, *args, pagination_token=token, **kwargs)
+        pages.append(page)
+        token = page["meta"].get("next_token")
+        if token is None:
+            return pages
+    raise AssertionError("the timeline never ended")
+
+
 async def test_user_tweets_since_id(server: Server) -> None:
     state = server.state
     first = state.create_tweet(state.me.id, "one")
     second = state.create_tweet(state.me.id, "two")
+    state.advance_time(state.timeline_lag_s)
     client = server.tweepy()
-    body = await call(
+    pages = await walk(
         client.get_users_tweets, state.me.id, since_id=first.id, max_results=5, user_auth=True
     )
-    assert [t["id"] for t in body["data"]] == [second.id]
+    assert [t["id"] for page in pages for t in page.get("data", [])] == [second.id]
+
+
+async def test_a_new_post_reaches_its_timeline_only_after_the_lag(server: Server) -> None:
+    state = server.state
+    state.timeline_lag_s = 30.0
+    client = server.tweepy()
+    created = await call(client.create_tweet, text="where did it go?")
+    tweet_id = created["data"]["id"]
+    pages = await walk(client.get_users_tweets, state.me.id, user_auth=True)
+    assert [t for page in pages for t in page.get("data", [])] == []
+    # A lookup by id sees it at once; the timeline does not, until the lag has passed.
+    looked_up = await call(client.get_tweets, [tweet_id], user_auth=True)
+    assert [t["id"] for t in looked_up["data"]] == [tweet_id]
+    state.advance_time(29.0)
+    pages = await walk(client.get_users_tweets, state.me.id, user_auth=True)
+    assert [t for page in pages for t in page.get("data", [])] == []
+    state.advance_time(1.0)
+    pages = await walk(client.get_users_tweets, state.me.id, user_auth=True)
+    assert [t["id"] for page in pages for t in page.get("data", [])] == [tweet_id]
+
+
+async def test_pages_come_short_or_empty_with_a_next_token(server: Server) -> None:
+    state = server.state
+    state.short_page_rate = 0.6
+    posts = [state.create_tweet(state.me.id, f"post {i}") for i in range(100)]
+    state.advance_time(state.timeline_lag_s)
+    client = server.tweepy()
+    pages = await walk(client.get_users_tweets, state.me.id, max_results=10, user_auth=True)
+    sizes = [page["meta"]["result_count"] for page in pages]
+    seen = [t["id"] for page in pages for t in page.get("data", [])]
+    assert seen == [t.id for t in reversed(posts)]  # nothing lost, nothing twice, in order
+    assert any(0 < n < 10 for n in sizes[:-1]) and 0 in sizes  # short and empty mid-walk
+    for page, size in zip(pages, sizes, strict=True):
+        assert len(page.get("data", [])) == size
+        assert ("newest_id" in page["meta"]) == (size > 0)
+
+
+async def test_start_and_end_time_bound_a_timeline(server: Server) -> None:
+    state = server.state
+    state.short_page_rate = 0.0
+    early = state.create_tweet(state.me.id, "early")
+    state.advance_time(120)
+    middle = state.create_tweet(state.me.id, "middle")
+    state.advance_time(120)
+    late = state.create_tweet(state.me.id, "late")
+    state.advance_time(state.timeline_lag_s)
+    client = server.tweepy()
+    start = middle.created_at.replace(microsecond=0)
+    body = await call(client.get_users_tweets, state.me.id, start_time=start, user_auth=True)
+    assert [t["id"] for t in body["data"]] == [late.id, middle.id]
+    body = await call(
+        client.get_users_tweets, state.me.id, start_time=start, end_time=start, user_auth=True
+    )
+    assert [t["id"] for t in body["data"]] == [middle.id]
+    assert early.id not in {t["id"] for t in body["data"]}
+    with pytest.raises(tweepy.BadRequest) as info:
+        await call(client.get_users_tweets, state.me.id, start_time="yesterday", user_auth=True)
+    assert "start_time" in info.value.response.text
+
+
+async def test_links_media_and_html_characters_come_back_rewritten(server: Server) -> None:
+    state = server.state
+    session, auth = server.session()
+    upload = await call(
+        session.post,
+        f"{API}/2/media/upload",
+        files={"media": ("image.png", png(), "image/png")},
+        data={"media_category": "tweet_image"},
+        auth=auth,
+    )
+    media = upload.json()["data"]
+    sent = "Q&A <live>: see chirpbase.dev and https://example.com/docs?a=1, then x.com."
+    client = server.tweepy()
+    created = await call(client.create_tweet, text=sent, media_ids=[media["id"]])
+    returned = created["data"]["text"]
+    parts = returned.split("https://t.co/")
+    assert parts[0] == "Q&amp;A &lt;live&gt;: see "
+    assert len(parts) == 5  # three links in the text, one appended for the media
+    state.advance_time(state.timeline_lag_s)
+    body = await call(
+        client.get_users_tweets,
+        state.me.id,
+        tweet_fields=["entities", "attachments"],
+        user_auth=True,
+    )
+    (tweet,) = body["data"]
+    assert tweet["text"] == returned
+    assert tweet["attachments"] == {"media_keys": [media["media_key"]]}
+    urls = tweet["entities"]["urls"]
+    assert [u["expanded_url"] for u in urls] == [
+        "http://chirpbase.dev",
+        "https://example.com/docs?a=1",
+        "http://x.com",
+        f"https://x.com/chirpbase_bot/status/{tweet['id']}/photo/1",
+    ]
+    assert [u.get("media_key") for u in urls] == [None, None, None, media["media_key"]]
+    assert urls[-1]["display_url"].startswith("pic.x.com/")
+    for u in urls:
+        assert tweet["text"][u["start"] : u["end"]] == u["url"]
+    assert tweet["text"].endswith(" " + urls[-1]["url"])
+    # X's duplicate check is on the text as sent, not as stored.
+    with pytest.raises(tweepy.Forbidden):
+        await call(client.create_tweet, text=sent)
+    assert server.state.posted_tweets()[0].source_text == sent
 
 
 # --- lookup ---------------------------------------------------------------------------------------
@@ -572,6 +692,8 @@ async def test_usage_cap_is_a_distinct_429(server: Server) -> None:
 async def test_usage_endpoint(server: Server) -> None:
     state = server.state
     state.create_tweet(state.me.id, "read me")
+    state.advance_time(state.timeline_lag_s)
+    state.short_page_rate = 0.0
     client = server.tweepy()
     await call(client.get_users_tweets, state.me.id, user_auth=True)
     session, _ = server.session()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -155,7 +156,10 @@ async def test_reads_are_billed_per_resource_once_a_utc_day(server: Server) -> N
         user_auth=True,
     )  # the expanded author is a User: Read
     other = state.add_user("bob")
-    theirs = state.create_tweet(other.id, "bob's own post")
+    # Made a minute ago: on bob's timeline already (a post shows there after timeline_lag_s).
+    theirs = state.create_tweet(
+        other.id, "bob's own post", created_at=datetime.now(UTC) - timedelta(minutes=1)
+    )
     await call(client.get_users_tweets, other.id, user_auth=True)  # not owned: $0.005
     assert state.billing.by_operation() == {
         "owned_read": pytest.approx(0.004),

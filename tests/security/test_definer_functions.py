@@ -91,20 +91,49 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     )
     [claimed] = claim(conn, "w1")
     assert claimed["id"] == job_id
+    tok = claimed["lease_token"]
     assert conn.execute(
-        "select * from public.heartbeat_jobs('w1', array[%s::bigint])", (job_id,)
+        "select * from public.heartbeat_jobs('w1', array[%s::bigint], array[%s::uuid])",
+        (job_id, tok),
     ).fetchall()
-    assert scalar(conn, "select public.fail_job(%s, 'w1', 'boom')", (job_id,)) == "queued"
+    assert scalar(conn, "select public.holds_lease(%s, 'w1', %s)", (job_id, tok)) is True
+    assert scalar(conn, "select public.fail_job(%s, 'w1', %s, 'boom')", (job_id, tok)) == "queued"
     conn.execute("update public.jobs set run_at = pg_catalog.now() where id = %s", (job_id,))
-    claim(conn, "w1")
-    assert scalar(conn, "select public.fail_job(%s, 'w1', 'boom again')", (job_id,)) == "dead"
+    [claimed] = claim(conn, "w1")
+    assert (
+        scalar(
+            conn,
+            "select public.fail_job(%s, 'w1', %s, 'boom again')",
+            (job_id, claimed["lease_token"]),
+        )
+        == "dead"
+    )
     assert scalar(conn, "select public.retry_job(%s)", (job_id,)) is True
     [again] = claim(conn, "w2")
-    assert scalar(conn, "select public.snooze_job(%s, 'w2', pg_catalog.now())", (again["id"],))
-    claim(conn, "w2")
-    assert scalar(conn, "select public.release_jobs('w2', array[%s::bigint])", (job_id,)) == 1
-    claim(conn, "w3")
-    assert scalar(conn, "select public.complete_job(%s, 'w3', '{\"ok\": 1}')", (job_id,)) is True
+    assert scalar(
+        conn,
+        "select public.snooze_job(%s, 'w2', %s, pg_catalog.now())",
+        (again["id"], again["lease_token"]),
+    )
+    [again] = claim(conn, "w2")
+    assert (
+        scalar(
+            conn,
+            "select public.release_jobs('w2', array[%s::bigint], array[%s::uuid])",
+            (job_id, again["lease_token"]),
+        )
+        == 1
+    )
+    [last] = claim(conn, "w3")
+    assert (
+        scalar(
+            conn,
+            "select public.complete_job(%s, 'w3', %s, '{\"ok\": 1}')",
+            (job_id, last["lease_token"]),
+        )
+        is True
+    )
+    assert scalar(conn, "select public.post_reservation_month(0)") is None
     other = enqueue(conn)
     assert scalar(conn, "select public.cancel_job(%s)", (other,)) is True
     scalar(conn, "select public.reap_expired_leases()")
@@ -137,7 +166,14 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     scalar(conn, "select public.set_cap_reset_day(3)")
     scalar(conn, "select public.enqueue_periodic_job('noop', 'trap', 0, 1)")
     [to_skip] = claim(conn, "w4")
-    assert scalar(conn, "select public.skip_job(%s, 'w4', 'trap')", (to_skip["id"],)) is True
+    assert (
+        scalar(
+            conn,
+            "select public.skip_job(%s, 'w4', %s, 'trap')",
+            (to_skip["id"], to_skip["lease_token"]),
+        )
+        is True
+    )
     assert scalar(conn, "select public.pause_x_capability('quotes', 'trap')") is True
     conn.execute("select * from public.evaluate_alerts()").fetchall()
     scalar(conn, "select public.sync_schedules()")
@@ -210,7 +246,14 @@ def test_sql_in_text_arguments_is_only_ever_data(conn: psycopg.Connection, text:
     assert claim(conn, "someone-else", kinds=(text,)) == []
     [claimed] = claim(conn, text)
     assert claimed["locked_by"] == text and claimed["payload"] == {"x": text}
-    assert scalar(conn, "select public.fail_job(%s, %s, %s)", (job_id, text, text)) == "queued"
+    assert (
+        scalar(
+            conn,
+            "select public.fail_job(%s, %s, %s, %s)",
+            (job_id, text, claimed["lease_token"], text),
+        )
+        == "queued"
+    )
     assert job(conn, job_id)["last_error"] == text[:4000]
 
     alert_id = scalar(
@@ -288,19 +331,29 @@ def test_no_job_gets_a_time_clients_cannot_read(conn: psycopg.Connection, when: 
     with pytest.raises(psycopg.errors.CheckViolation, match="jobs_run_at_in_range"):
         conn.execute("select public.enqueue_job('noop', '{}', %s::timestamptz)", (when,))
     job_id = enqueue(conn)
-    claim(conn, "w")
+    [held] = claim(conn, "w")
     past = when.startswith("-") or "BC" in when
     if past:  # snoozing until the past means "now"
-        assert scalar(conn, "select public.snooze_job(%s, 'w', %s::timestamptz)", (job_id, when))
-        claim(conn, "w")
+        assert scalar(
+            conn,
+            "select public.snooze_job(%s, 'w', %s, %s::timestamptz)",
+            (job_id, held["lease_token"], when),
+        )
+        [held] = claim(conn, "w")
     else:
         with pytest.raises(psycopg.errors.CheckViolation, match="jobs_run_at_in_range"):
-            conn.execute("select public.snooze_job(%s, 'w', %s::timestamptz)", (job_id, when))
+            conn.execute(
+                "select public.snooze_job(%s, 'w', %s, %s::timestamptz)",
+                (job_id, held["lease_token"], when),
+            )
     far = "-5000 years" if past else "8000 years"
+    tok = held["lease_token"]
     with pytest.raises(psycopg.errors.CheckViolation, match="jobs_run_at_in_range"):
-        conn.execute("select public.fail_job(%s, 'w', 'e', %s::interval)", (job_id, far))
+        conn.execute("select public.fail_job(%s, 'w', %s, 'e', %s::interval)", (job_id, tok, far))
     with pytest.raises(psycopg.errors.DatetimeFieldOverflow):
-        conn.execute("select public.fail_job(%s, 'w', 'e', interval '1000000 years')", (job_id,))
+        conn.execute(
+            "select public.fail_job(%s, 'w', %s, 'e', interval '1000000 years')", (job_id, tok)
+        )
     assert job(conn, job_id)["status"] == "running"  # refused calls changed nothing
 
     # The operator's interface refuses them first, with its own message.
@@ -338,22 +391,39 @@ def test_one_worker_cannot_touch_another_workers_job(
     before = _held(conn, job_id)
     assert before[:2] == ("running", "w1")
     ids = [job_id]
-    assert scalar(conn, "select public.complete_job(%s, %s)", (job_id, intruder)) is False
+    # Even with the right token: the claim is w1's.
+    tok = held["lease_token"]
+    tokens = [tok]
+    assert scalar(conn, "select public.complete_job(%s, %s, %s)", (job_id, intruder, tok)) is False
     assert (
-        conn.execute("select * from public.complete_jobs(%s, %s)", (intruder, ids)).fetchall() == []
-    )
-    assert (
-        conn.execute("select * from public.heartbeat_jobs(%s, %s)", (intruder, ids)).fetchall()
+        conn.execute(
+            "select * from public.complete_jobs(%s, %s, %s)", (intruder, ids, tokens)
+        ).fetchall()
         == []
     )
     assert (
-        scalar(conn, "select public.fail_job(%s, %s, 'x', null, false)", (job_id, intruder)) is None
+        conn.execute(
+            "select * from public.heartbeat_jobs(%s, %s, %s)", (intruder, ids, tokens)
+        ).fetchall()
+        == []
     )
-    assert scalar(conn, "select public.snooze_job(%s, %s, now())", (job_id, intruder)) is False
-    assert scalar(conn, "select public.release_jobs(%s, %s)", (intruder, ids)) == 0
+    assert (
+        scalar(
+            conn,
+            "select public.fail_job(%s, %s, %s, 'x', null, false)",
+            (job_id, intruder, tok),
+        )
+        is None
+    )
+    assert (
+        scalar(conn, "select public.snooze_job(%s, %s, %s, now())", (job_id, intruder, tok))
+        is False
+    )
+    assert scalar(conn, "select public.release_jobs(%s, %s, %s)", (intruder, ids, tokens)) == 0
+    assert scalar(conn, "select public.holds_lease(%s, %s, %s)", (job_id, intruder, tok)) is False
     assert _held(conn, job_id) == before
     # The owner still holds it and finishes normally.
-    assert scalar(conn, "select public.complete_job(%s, 'w1')", (held["id"],)) is True
+    assert scalar(conn, "select public.complete_job(%s, 'w1', %s)", (held["id"], tok)) is True
 
 
 @pytest.mark.parametrize("anonymous", ["", None])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,6 +18,7 @@ __all__ = [
     "open_alerts",
     "scalar",
     "set_config",
+    "token",
 ]
 
 
@@ -47,6 +49,13 @@ def claim(
             (worker, list(kinds), max_jobs, lease),
         )
         return cur.fetchall()
+
+
+def token(conn: psycopg.Connection, job_id: int) -> UUID:
+    """The job's current fencing token (a fresh random one when it is not claimed: a token
+    no claim has, which every function must refuse)."""
+    current = scalar(conn, "select lease_token from public.jobs where id = %s", (job_id,))
+    return current if isinstance(current, UUID) else uuid4()
 
 
 def job(conn: psycopg.Connection, job_id: int) -> dict[str, Any]:

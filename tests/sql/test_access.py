@@ -112,6 +112,9 @@ def test_the_expected_objects_are_enumerated(shared_conn: psycopg.Connection) ->
         "complete_job",
         "complete_jobs",
         "fail_job",
+        "snooze_job",
+        "release_jobs",
+        "holds_lease",
         "reap_expired_leases",
         "consume_quota",
         "sync_schedules",
@@ -279,7 +282,8 @@ def test_service_role_can_read_and_write(admin: psycopg.Connection) -> None:
             "select id from public.claim_jobs('edge', array['noop'], 1)"
         ).fetchall()
         assert claimed == job_id
-        assert scalar(admin, "select public.complete_job(%s, 'edge')", (job_id,)) is True
+        tok = scalar(admin, "select lease_token from public.jobs where id = %s", (job_id,))
+        assert scalar(admin, "select public.complete_job(%s, 'edge', %s)", (job_id, tok)) is True
         admin.execute("insert into public.configs (key, value) values ('svc_note', '{}')")
         admin.execute("update public.configs set value = '{\"a\": 1}' where key = 'svc_note'")
         admin.execute("delete from public.configs where key = 'svc_note'")

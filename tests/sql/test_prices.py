@@ -212,8 +212,8 @@ def test_periodic_jobs_do_not_pile_up_while_one_waits(conn: psycopg.Connection) 
     (running,) = claim(conn, kinds=("poll_mentions",))
     assert tick("10:02") == first  # nor while it runs
     conn.execute(
-        "select public.snooze_job(%s, 'w1', now() + interval '15 minutes', 'rate limited')",
-        (running["id"],),
+        "select public.snooze_job(%s, 'w1', %s, now() + interval '15 minutes', 'rate limited')",
+        (running["id"], running["lease_token"]),
     )
     assert tick("10:03") == first
     # A backfill (its own payload) neither blocks nor is blocked.

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import uuid4
 
 import psycopg
 import pytest
 
-from tests.sql.helpers import Jsonb, claim, enqueue, expire_lease, job, open_alerts, scalar
+from tests.sql.helpers import (
+    Jsonb,
+    claim,
+    enqueue,
+    expire_lease,
+    job,
+    open_alerts,
+    scalar,
+    token,
+)
 from tests.waiting import wait_for_sync
 
 
@@ -75,7 +85,9 @@ def test_enqueue_dedupe_returns_the_existing_job(conn: psycopg.Connection) -> No
     # Still deduplicated once the job has finished (while it is retained).
     claimed = claim(conn)
     assert [j["id"] for j in claimed] == [first]
-    assert scalar(conn, "select public.complete_job(%s, 'w1')", (first,)) is True
+    assert scalar(
+        conn, "select public.complete_job(%s, 'w1', %s)", (first, claimed[0]["lease_token"])
+    )
     assert enqueue(conn, dedupe_key="k") == first
     # Jobs without a key are never deduplicated.
     assert enqueue(conn) != enqueue(conn)
@@ -189,49 +201,67 @@ def test_claim_sets_a_lease_and_counts_the_attempt(conn: psycopg.Connection) -> 
 
 def test_heartbeat_extends_only_own_leases(conn: psycopg.Connection) -> None:
     mine = enqueue(conn)
-    [_] = claim(conn, worker="w1", lease="10 seconds")
+    [my_claim] = claim(conn, worker="w1", lease="10 seconds")
     theirs = enqueue(conn)
-    [_] = claim(conn, worker="w2", lease="10 seconds")
+    [their_claim] = claim(conn, worker="w2", lease="10 seconds")
     their_lease = job(conn, theirs)["locked_until"]
+    tokens = [my_claim["lease_token"], their_claim["lease_token"]]
     extended = conn.execute(
-        "select * from public.heartbeat_jobs('w1', %s, '1 hour')", ([mine, theirs],)
+        "select * from public.heartbeat_jobs('w1', %s, %s, '1 hour')", ([mine, theirs], tokens)
     ).fetchall()
-    assert extended == [(mine,)]
+    assert extended == [(mine, my_claim["lease_token"])]
     assert scalar(conn, "select locked_until - now() from public.jobs where id = %s", (mine,)) > (
         timedelta(minutes=59)
     )
     assert job(conn, theirs)["locked_until"] == their_lease
     # A finished job is not "held" any more.
-    assert scalar(conn, "select public.complete_job(%s, 'w1')", (mine,)) is True
-    assert conn.execute("select * from public.heartbeat_jobs('w1', %s)", ([mine],)).fetchall() == []
+    assert scalar(conn, "select public.complete_job(%s, 'w1', %s)", (mine, tokens[0])) is True
+    assert (
+        conn.execute(
+            "select * from public.heartbeat_jobs('w1', %s, %s)", ([mine], tokens[:1])
+        ).fetchall()
+        == []
+    )
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="one token per id"):
+        conn.execute(
+            "select * from public.heartbeat_jobs('w1', %s, %s)", ([mine, theirs], tokens[:1])
+        )
 
 
 def test_complete_only_by_the_holder(conn: psycopg.Connection) -> None:
     job_id = enqueue(conn)
-    assert scalar(conn, "select public.complete_job(%s, 'w1')", (job_id,)) is False  # not claimed
-    claim(conn, worker="w1")
-    assert scalar(conn, "select public.complete_job(%s, 'w2')", (job_id,)) is False
+    unclaimed = token(conn, job_id)
+    assert scalar(conn, "select public.complete_job(%s, 'w1', %s)", (job_id, unclaimed)) is False
+    [held] = claim(conn, worker="w1")
+    tok = held["lease_token"]
+    assert scalar(conn, "select public.complete_job(%s, 'w2', %s)", (job_id, tok)) is False
+    assert scalar(conn, "select public.complete_job(%s, 'w1', %s)", (job_id, unclaimed)) is False
     assert job(conn, job_id)["status"] == "running"
     done = scalar(
-        conn, "select public.complete_job(%s, 'w1', %s)", (job_id, Jsonb({"tweet_id": "1"}))
+        conn,
+        "select public.complete_job(%s, 'w1', lease_token => %s, result => %s)",
+        (job_id, tok, Jsonb({"tweet_id": "1"})),
     )
     assert done is True
     row = job(conn, job_id)
     assert row["status"] == "succeeded"
     assert row["result"] == {"tweet_id": "1"}
     assert row["finished_at"] is not None
-    assert row["locked_by"] is None and row["locked_until"] is None
-    assert scalar(conn, "select public.complete_job(%s, 'w1')", (job_id,)) is False  # once
+    assert row["locked_by"] is None and row["locked_until"] is None and row["lease_token"] is None
+    assert scalar(conn, "select public.complete_job(%s, 'w1', %s)", (job_id, tok)) is False  # once
 
 
 def test_complete_jobs_batch_completes_only_held_jobs(conn: psycopg.Connection) -> None:
     mine = [enqueue(conn) for _ in range(5)]
-    assert {j["id"] for j in claim(conn, worker="w1", max_jobs=5)} == set(mine)
+    claims = {j["id"]: j["lease_token"] for j in claim(conn, worker="w1", max_jobs=5)}
+    assert set(claims) == set(mine)
     theirs = enqueue(conn)
     claim(conn, worker="w2")
     queued = enqueue(conn)
+    ids = [*mine, theirs, queued, 999999]
+    tokens = [claims[i] for i in mine] + [token(conn, theirs), token(conn, queued), uuid4()]
     done = conn.execute(
-        "select * from public.complete_jobs('w1', %s)", ([*mine, theirs, queued, 999999],)
+        "select * from public.complete_jobs('w1', %s, %s)", (ids, tokens)
     ).fetchall()
     assert sorted(r[0] for r in done) == sorted(mine)
     statuses = dict(conn.execute("select id, status from public.jobs").fetchall())
@@ -245,14 +275,25 @@ def test_complete_jobs_batch_completes_only_held_jobs(conn: psycopg.Connection) 
         )
         == 0
     )
-    assert conn.execute("select * from public.complete_jobs('w1', %s)", (mine,)).fetchall() == []
+    assert (
+        conn.execute(
+            "select * from public.complete_jobs('w1', %s, %s)", (mine, tokens[: len(mine)])
+        ).fetchall()
+        == []
+    )
 
 
 # fail_job: backoff, retry_in, dead-lettering ----------------------------------------------------
 
 
 def _fail(conn: psycopg.Connection, job_id: int, worker: str = "w1", **kw: object) -> str | None:
-    args = {"id": job_id, "worker_id": worker, "error": kw.pop("error", "boom"), **kw}
+    args = {
+        "id": job_id,
+        "worker_id": worker,
+        "lease_token": kw.pop("lease_token", None) or token(conn, job_id),
+        "error": kw.pop("error", "boom"),
+        **kw,
+    }
     names = ", ".join(f"{k} => %({k})s" for k in args)
     return scalar(conn, f"select public.fail_job({names})", args)
 
@@ -376,16 +417,19 @@ def test_fail_only_by_the_holder_and_truncates_the_error(conn: psycopg.Connectio
 
 def test_snooze_refunds_the_attempt(conn: psycopg.Connection) -> None:
     job_id = enqueue(conn)
-    claim(conn, worker="w1")
+    [held] = claim(conn, worker="w1")
+    tok = held["lease_token"]
     assert (
-        scalar(conn, "select public.snooze_job(%s, 'w2', now() + interval '1 hour')", (job_id,))
+        scalar(
+            conn, "select public.snooze_job(%s, 'w2', %s, now() + interval '1 hour')", (job_id, tok)
+        )
         is False
     )
     assert (
         scalar(
             conn,
-            "select public.snooze_job(%s, 'w1', now() + interval '1 hour', 'rate limited')",
-            (job_id,),
+            "select public.snooze_job(%s, 'w1', %s, now() + interval '1 hour', 'rate limited')",
+            (job_id, tok),
         )
         is True
     )
@@ -398,9 +442,13 @@ def test_snooze_refunds_the_attempt(conn: psycopg.Connection) -> None:
     assert claim(conn) == []
     # A time in the past means "now".
     conn.execute("update public.jobs set run_at = now() where id = %s", (job_id,))
-    claim(conn)
+    [held] = claim(conn)
     assert (
-        scalar(conn, "select public.snooze_job(%s, 'w1', now() - interval '1 day')", (job_id,))
+        scalar(
+            conn,
+            "select public.snooze_job(%s, 'w1', %s, now() - interval '1 day')",
+            (job_id, held["lease_token"]),
+        )
         is True
     )
     assert claim(conn)[0]["attempts"] == 1
@@ -408,9 +456,11 @@ def test_snooze_refunds_the_attempt(conn: psycopg.Connection) -> None:
 
 def test_release_jobs_hands_back_only_own_jobs(conn: psycopg.Connection) -> None:
     ids = [enqueue(conn) for _ in range(3)]
-    claim(conn, worker="w1", max_jobs=3)
-    assert scalar(conn, "select public.release_jobs('w2', %s)", (ids,)) == 0
-    assert scalar(conn, "select public.release_jobs('w1', %s)", (ids,)) == 3
+    claims = {j["id"]: j["lease_token"] for j in claim(conn, worker="w1", max_jobs=3)}
+    tokens = [claims[i] for i in ids]
+    assert scalar(conn, "select public.release_jobs('w2', %s, %s)", (ids, tokens)) == 0
+    assert scalar(conn, "select public.release_jobs('w1', %s, %s)", (ids, [uuid4()] * 3)) == 0
+    assert scalar(conn, "select public.release_jobs('w1', %s, %s)", (ids, tokens)) == 3
     rows = [job(conn, i) for i in ids]
     assert all(
         r["status"] == "queued" and r["attempts"] == 0 and r["locked_by"] is None for r in rows
@@ -444,10 +494,13 @@ def test_reap_returns_expired_jobs_to_the_queue_counting_the_attempt(
     assert job(conn, alive)["status"] == "running"
     assert scalar(conn, "select public.reap_expired_leases()") == 0
     # The crashed worker's late completion is refused; the next claim counts a second attempt.
-    assert scalar(conn, "select public.complete_job(%s, 'crashed')", (expired,)) is False
+    stale = got["lease_token"]
+    assert row["lease_token"] is None
+    assert scalar(conn, "select public.complete_job(%s, 'crashed', %s)", (expired, stale)) is False
     [again] = claim(conn, worker="w2")
     assert again["id"] == expired and again["attempts"] == 2
-    assert scalar(conn, "select public.complete_job(%s, 'crashed')", (expired,)) is False
+    assert scalar(conn, "select public.complete_job(%s, 'crashed', %s)", (expired, stale)) is False
+    assert scalar(conn, "select public.complete_job(%s, 'w2', %s)", (expired, stale)) is False
 
 
 def test_reap_dead_letters_jobs_out_of_attempts(conn: psycopg.Connection) -> None:

@@ -22,7 +22,8 @@ def _claimer(dsn: str, worker: str, start: threading.Barrier, seed: int) -> list
         start.wait()
         while True:
             rows = conn.execute(
-                "select id from public.claim_jobs(%s, array['noop'], %s, '10 minutes')",
+                "select id, lease_token from public.claim_jobs(%s, array['noop'], %s,"
+                " '10 minutes')",
                 (worker, rng.choice((1, 2, 7, 25, 50, 100))),
             ).fetchall()
             if not rows:
@@ -31,7 +32,8 @@ def _claimer(dsn: str, worker: str, start: threading.Barrier, seed: int) -> list
             got.extend(ids)
             if rng.random() < 0.5:  # half the batches finish, half stay running (held)
                 done = conn.execute(
-                    "select * from public.complete_jobs(%s, %s)", (worker, ids)
+                    "select * from public.complete_jobs(%s, %s, %s)",
+                    (worker, ids, [r[1] for r in rows]),
                 ).fetchall()
                 assert len(done) == len(ids)
 

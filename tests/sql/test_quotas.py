@@ -115,6 +115,52 @@ def test_refund_quota(conn: psycopg.Connection) -> None:
     assert _used(conn, "reads") == 0
 
 
+def test_a_refund_goes_back_to_the_month_it_was_reserved_in(conn: psycopg.Connection) -> None:
+    """Reserved at 23:59:59 on the last day, refunded at 00:00:01: the old month gets it back."""
+    last_month = scalar(conn, "select public.current_month() - interval '1 month'")
+    conn.execute(
+        "insert into public.quota_usage (month, resource, used) values (%s, 'posts', 3)",
+        (last_month,),
+    )
+    assert _consume(conn)  # this month: 1
+    conn.execute("select public.refund_quota('posts', 1, %s::date)", (last_month,))
+    assert _used(conn) == 1  # this month untouched
+    assert (
+        scalar(
+            conn,
+            "select used from public.quota_usage where month = %s and resource = 'posts'",
+            (last_month,),
+        )
+        == 2
+    )
+    # A month is its billing cycle's first day; no month means this one.
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="first day of a billing cycle"):
+        conn.execute("select public.refund_quota('posts', 1, %s::date + 17)", (last_month,))
+    conn.execute("select public.refund_quota('posts', 1)")
+    assert _used(conn) == 0
+    # A post's reservation month is the month it started posting in.
+    row = scalar(
+        conn,
+        "insert into public.scheduled_tweets (content) values ('late night') returning id",
+    )
+    conn.execute(
+        "update public.scheduled_tweets set status = 'posting',"
+        " post_started_at = (%s::date + interval '1 month') - interval '1 second' where id = %s",
+        (last_month, row),
+    )
+    assert scalar(conn, "select public.post_reservation_month(%s)", (row,)) == last_month.date()
+    # X's billing cycle may start mid-month (cap_reset_day): the reservation month follows it.
+    conn.execute("update public.x_account set cap_reset_day = 15")
+    conn.execute(
+        "update public.scheduled_tweets set post_started_at = '2026-11-14 23:59:59Z' where id = %s",
+        (row,),
+    )
+    assert str(scalar(conn, "select public.post_reservation_month(%s)", (row,))) == "2026-10-15"
+    conn.execute("select public.refund_quota('posts', 1, '2026-10-15'::date)")  # a cycle start
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="billing cycle"):
+        conn.execute("select public.refund_quota('posts', 1, '2026-10-01'::date)")
+
+
 def test_openai_budget_in_dollars(conn: psycopg.Connection) -> None:
     assert _consume(conn, "openai_usd", 19.5) is True
     assert _consume(conn, "openai_usd", 0.75) is False

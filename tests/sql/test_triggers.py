@@ -112,7 +112,10 @@ def test_approve_enqueues_post_tweet(conn: psycopg.Connection) -> None:
         " where id = %s",
         (row["id"],),
     )
-    assert scalar(conn, "select public.complete_job(%s, 'w1')", (gen["id"],)) is True
+    assert (
+        scalar(conn, "select public.complete_job(%s, 'w1', %s)", (gen["id"], gen["lease_token"]))
+        is True
+    )
     _set_status(conn, row["id"], "approved")
 
     after = _row(conn, row["id"])

@@ -106,20 +106,29 @@ def test_a_refused_capability_is_paused_once_and_lifted_by_a_new_tier(
 
 def test_a_skipped_job_is_finished_not_failed(conn: psycopg.Connection) -> None:
     job_id = enqueue(conn, "noop")
-    claim(conn)
-    assert scalar(conn, "select public.skip_job(%s, 'other-worker', 'no')", (job_id,)) is False
+    (claimed,) = claim(conn)
+    token = claimed["lease_token"]
+    assert (
+        scalar(conn, "select public.skip_job(%s, 'other-worker', %s, 'no')", (job_id, token))
+        is False
+    )
+    # A stale claim's token skips nothing (fencing: only the current claim ends the job).
+    assert (
+        scalar(conn, "select public.skip_job(%s, 'w1', gen_random_uuid(), 'no')", (job_id,))
+        is False
+    )
     assert (
         scalar(
             conn,
-            "select public.skip_job(%s, 'w1', 'likes are Enterprise-only', '{\"capability\": \"likes\"}')",
-            (job_id,),
+            "select public.skip_job(%s, 'w1', %s, 'likes are Enterprise-only', '{\"capability\": \"likes\"}')",
+            (job_id, token),
         )
         is True
     )
     row = job(conn, job_id)
     assert row["status"] == "skipped" and row["finished_at"] is not None
     assert row["result"] == {"capability": "likes", "skipped": "likes are Enterprise-only"}
-    assert row["locked_by"] is None and row["last_error"] is None
+    assert row["locked_by"] is None and row["last_error"] is None and row["lease_token"] is None
     # Not a failure: nothing in job_failures, no dead-job alert.
     assert scalar(conn, "select count(*) from public.job_failures") == 0
     conn.execute("select * from public.evaluate_alerts(1)")
@@ -128,8 +137,8 @@ def test_a_skipped_job_is_finished_not_failed(conn: psycopg.Connection) -> None:
     # Retried on demand (after a tier change, say), pruned like any finished job.
     assert scalar(conn, "select public.retry_job(%s)", (job_id,)) is True
     assert job(conn, job_id)["status"] == "queued"
-    claim(conn)
-    conn.execute("select public.skip_job(%s, 'w1', 'again')", (job_id,))
+    (claimed,) = claim(conn)
+    conn.execute("select public.skip_job(%s, 'w1', %s, 'again')", (job_id, claimed["lease_token"]))
     conn.execute(
         "update public.jobs set finished_at = now() - interval '8 days' where id = %s", (job_id,)
     )

@@ -1,6 +1,5 @@
 """The pure parts of reply drafts: quiet hours across midnight and DST, the author bar, the
-prompts and the cleaning of a model's reply, the `conversation` config model; how
-reconciliation knows a reply X prefixed with handles."""
+prompts and the cleaning of a model's reply, the `conversation` config model."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from worker.conversation.drafting import (
     reply_user_prompt,
 )
 from worker.conversation.policy import author_refusal, quiet_until, skipped_author
-from worker.jobs.post_tweet import is_our_post
 
 
 def at(text: str) -> datetime:
@@ -129,27 +127,3 @@ def test_the_prompts_carry_the_conversation_and_the_rules() -> None:
     assert "Answer this post by @alice:\n@pgbot how long?" in user
     assert "- an earlier reply" in user
     assert "Write a new reply that fixes this." in user and "too long draft" in user
-
-
-@pytest.mark.parametrize(
-    ("on_x", "on_x_reply_to", "sent", "reply_to", "ours"),
-    [
-        # X puts the answered author's handle (and the thread's) in front of a reply.
-        ("@alice_dev Measure first.", "111", "Measure first.", "111", True),
-        ("@alice_dev @bob Measure first.", "111", "Measure first.", "111", True),
-        # ... but only a reply to the same post is that reply.
-        ("@alice_dev Measure first.", "222", "Measure first.", "111", False),
-        ("@alice_dev Measure first.", None, "Measure first.", None, False),
-        # A text that starts with a handle of its own still matches itself.
-        ("@carol @alice_dev thanks", "111", "@alice_dev thanks", "111", True),
-        ("@alice_dev thanks", None, "@alice_dev thanks", None, True),
-        # The words must still be the same.
-        ("@alice_dev Measure twice.", "111", "Measure first.", "111", False),
-        # t.co links and entities, as for any post.
-        ("@a Read https://t.co/x1 &amp; see", "111", "Read https://example.com & see", "111", True),
-    ],
-)
-def test_reconciliation_knows_a_reply_by_its_words_and_the_post_it_answers(
-    on_x: str, on_x_reply_to: str | None, sent: str, reply_to: str | None, ours: bool
-) -> None:
-    assert is_our_post(on_x, on_x_reply_to, sent, reply_to) is ours

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import time
@@ -25,6 +26,7 @@ from sandbox.x_api import (
     XState,
     create_app,
 )
+from tests.waiting import wait_for
 from worker.clients.x import (
     RateLimit,
     XAuthError,
@@ -32,9 +34,11 @@ from worker.clients.x import (
     XClient,
     XDuplicate,
     XNetworkError,
+    XNotSent,
     XRateLimited,
     XServerError,
     XTimeout,
+    XTweet,
     XUsageCapped,
     endpoint_name,
 )
@@ -171,13 +175,61 @@ async def test_mentions_follow_pagination(env: Env) -> None:
     assert len(capped.tweets) == 5 and not capped.complete
 
 
-async def test_recent_tweets(env: Env) -> None:
+async def whole_timeline(client: XClient, user_id: str, **kwargs: Any) -> list[XTweet]:
+    """Every page of a timeline: pages may be short or empty, only a missing token ends it."""
+    tweets: list[XTweet] = []
+    token = None
+    for _ in range(100):
+        page = await client.timeline_page(user_id, pagination_token=token, **kwargs)
+        tweets += page.tweets
+        token = page.next_token
+        if token is None:
+            return tweets
+    raise AssertionError("the timeline never ended")
+
+
+async def test_timeline_pages_until_no_next_token_and_after_the_lag(env: Env) -> None:
+    state = env.state
+    state.short_page_rate = 0.5  # many short and empty pages
+    client = env.client()
+    posted = [await client.post_tweet(f"tweet {i}") for i in range(12)]
+    assert await whole_timeline(client, state.me.id) == []  # not on the timeline yet
+    state.advance_time(state.timeline_lag_s)
+    recent = await whole_timeline(client, state.me.id, max_results=5)
+    assert [t.text for t in recent] == [f"tweet {i}" for i in reversed(range(12))]
+    assert recent[0].id == posted[-1].id and recent[0].created_at is not None
+    assert state.request_count(USER_TWEETS) > 1 + 12 // 5  # short pages cost extra requests
+
+
+async def test_timeline_start_time_bounds_the_walk(env: Env) -> None:
     state = env.state
     client = env.client()
-    posted = [await client.post_tweet(f"tweet {i}") for i in range(3)]
-    recent = await client.recent_tweets(state.me.id, max_results=5)
-    assert [t.text for t in recent] == ["tweet 2", "tweet 1", "tweet 0"]
-    assert recent[0].id == posted[-1].id and recent[0].created_at is not None
+    old = [state.create_tweet(state.me.id, f"old {i}") for i in range(3)]
+    state.advance_time(3600)
+    since = datetime.fromtimestamp(state.now(), UTC)
+    new = [state.create_tweet(state.me.id, f"new {i}") for i in range(3)]
+    state.advance_time(state.timeline_lag_s)
+    found = await whole_timeline(client, state.me.id, start_time=since)
+    assert [t.id for t in found] == [t.id for t in reversed(new)]
+    everything = await whole_timeline(client, state.me.id)
+    assert [t.id for t in everything] == [t.id for t in reversed(old + new)]
+
+
+async def test_rewritten_text_urls_and_media_keys_are_parsed(env: Env) -> None:
+    state = env.state
+    client = env.client()
+    media_id = await client.upload_media(png(), "image/png")
+    sent = "Q&A at chirpbase.dev <3"
+    tweet = await client.post_tweet(sent, media_ids=[media_id])
+    assert tweet.text != sent and "&amp;" in tweet.text and "&lt;3" in tweet.text
+    state.advance_time(state.timeline_lag_s)
+    (read,) = await whole_timeline(client, state.me.id)
+    assert read.media_keys == (f"3_{media_id}",)
+    link, media_link = read.urls
+    assert (link.expanded_url, link.display_url) == ("http://chirpbase.dev", "chirpbase.dev")
+    assert link.url.startswith("https://t.co/") and link.url in read.text
+    assert media_link.media_key == f"3_{media_id}" and read.text.endswith(" " + media_link.url)
+    assert media_link.expanded_url == f"https://x.com/chirpbase_bot/status/{read.id}/photo/1"
 
 
 async def test_lookup_batches_and_private_metrics(env: Env) -> None:
@@ -264,11 +316,11 @@ async def test_server_errors_post_not_retried_reads_retried(env: Env) -> None:
     assert info.value.status == 503 and info.value.outcome_unknown
     assert state.request_count(CREATE_TWEET) == 1
     state.fail_next(USER_TWEETS, 1, status=500)
-    await client.recent_tweets(state.me.id)
+    await client.timeline_page(state.me.id)
     assert state.request_count(USER_TWEETS) == 2
     state.fail_next(USER_TWEETS, 5, status=503)
     with pytest.raises(XServerError):
-        await client.recent_tweets(state.me.id)
+        await client.timeline_page(state.me.id)
     assert state.request_count(USER_TWEETS) == 4  # read_attempts=2
 
 
@@ -294,8 +346,9 @@ async def test_dropped_response_after_create(env: Env) -> None:
     state.drop_after_create_next(mode="hang")
     with pytest.raises(XTimeout):
         await client.post_tweet("posted, then silence")
-    # the handler can reconcile: the tweet is on the account's timeline
-    recent = await client.recent_tweets(state.me.id, max_results=5)
+    # the handler can reconcile: the tweet is on the account's timeline (once the lag passed)
+    state.advance_time(state.timeline_lag_s)
+    recent = await whole_timeline(client, state.me.id, max_results=5)
     assert "posted, then silence" in [t.text for t in recent]
 
 
@@ -325,7 +378,8 @@ async def test_usage(env: Env) -> None:
     state = env.state
     client = env.client()
     await client.post_tweet("one")
-    await client.recent_tweets(state.me.id)
+    state.advance_time(state.timeline_lag_s)
+    await whole_timeline(client, state.me.id)
     usage = await client.usage()
     assert usage.project_usage == 1 and usage.project_id == state.project_id
     assert sum(usage.daily.values()) == 1
@@ -341,3 +395,47 @@ def test_endpoint_names() -> None:
     assert endpoint_name("DELETE", "/2/tweets/9") == "tweets_delete"
     assert endpoint_name("GET", "/2/users/42/followers") == "GET /2/users/:id/followers"
     assert LIKE == "POST /2/users/:id/likes"
+
+
+async def test_cancelling_a_post_in_flight_waits_for_x_and_returns_its_answer(env: Env) -> None:
+    """A write that has started is seen through: cancelling the caller (a shutdown, a lost
+    lease) waits for X's answer, which the caller then gets to record."""
+    state = env.state
+    client = env.client(timeout=5.0)
+    state.inject_latency(CREATE_TWEET, 0.8)
+    task = asyncio.create_task(client.post_tweet("half way there"))
+    await wait_for(lambda: state.in_flight(CREATE_TWEET) == 1, message="the post in flight")
+    task.cancel()
+    tweet = await asyncio.wait_for(task, 5)
+    assert not task.cancelled()
+    (stored,) = state.posted_tweets()
+    assert tweet.id == stored.id
+    assert state.in_flight(CREATE_TWEET) == 0
+
+
+async def test_a_cancelled_read_stops_at_once(env: Env) -> None:
+    state = env.state
+    client = env.client(timeout=5.0)
+    state.inject_latency(USER_TWEETS, 3.0)
+    task = asyncio.create_task(client.timeline_page(state.me.id))
+    await wait_for(lambda: state.in_flight(USER_TWEETS) == 1, message="the read in flight")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1)
+
+
+async def test_once_stopping_a_write_that_could_not_end_in_time_is_not_sent(env: Env) -> None:
+    state = env.state
+    client = env.client(timeout=2.0, connect_timeout=0.5)
+    assert client.call_timeout_s == 2.5
+    client.refuse_writes_after(time.monotonic() + 2.0)  # less than a whole call is left
+    with pytest.raises(XNotSent):
+        await client.post_tweet("too late to start")
+    with pytest.raises(XNotSent):
+        await client.upload_media(png(), "image/png")
+    assert state.request_count() == 0
+    await client.timeline_page(state.me.id)  # reads still go out
+    client.refuse_writes_after(time.monotonic() + 10.0)  # enough left for a whole call
+    await client.post_tweet("still in time")
+    client.refuse_writes_after(None)
+    assert [t.source_text for t in state.posted_tweets()] == ["still in time"]

@@ -237,7 +237,10 @@ async def test_answers_parse_in_either_naming_of_the_spec(served: Served, spec: 
     old = state.create_tweet(  # ids grow with time, as X's do
         state.me.id, "an old one", created_at=datetime.now(UTC) - timedelta(days=40)
     )
-    ours = state.create_tweet(state.me.id, "ours")
+    # A minute old: on the account's timeline already (posts show there after timeline_lag_s).
+    ours = state.create_tweet(
+        state.me.id, "ours", created_at=datetime.now(UTC) - timedelta(minutes=1)
+    )
     reply = state.add_reply(alice.id, ours.id, "a reply " + "with many words " * 20)
     state.advance_metrics(ours.id, retweet_count=3, like_count=2)
     state.advance_metrics(old.id, retweet_count=7)

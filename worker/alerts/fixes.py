@@ -23,6 +23,12 @@ FIXES: dict[str, str] = {
         "Look at the recent failures (`select * from job_failures order by failed_at desc`); "
         "they are retried with backoff. Usually a service is down or credentials changed."
     ),
+    "db_stall": (
+        "A session holds rows the worker needs: find it with `select pid, state, xact_start, "
+        "query from pg_stat_activity where state like 'idle in transaction%' or xact_start < "
+        "now() - interval '1 minute'` and end it (commit, roll back, or "
+        "`select pg_terminate_backend(pid)`). The job retries by itself."
+    ),
     "config_rejected": (
         "The last good value stays in effect. Fix the row: `chirpbase config validate` says "
         "which field is wrong; `chirpbase config set KEY '{...}' --merge`."

@@ -5,7 +5,8 @@ Alerts live in `public.alerts` (one open row per `dedupe_key`; raising again bum
 X/OpenAI refusals; LiveConfig: a rejected config). :class:`AlertMonitor` adds what needs a clock
 or the worker's own eyes, every `check_interval_s`, in a background task that never touches the
 claim loop: it runs `evaluate_alerts()` in SQL (quota, dead-job, repeated-failure, X/OpenAI
-resolution rules), raises/resolves `doorbell_down:<worker>` past a grace period, resolves
+resolution rules), resolves `db_stall:<kind>` once that kind succeeds again
+(`resolve_stall_alerts()`), raises/resolves `doorbell_down:<worker>` past a grace period, resolves
 `config_rejected:<key>` once the stored value validates, and records a database outage it lived
 through once the database is back (nothing can be written while it is down, so the outage is
 logged then and written afterwards with its duration).
@@ -117,6 +118,10 @@ class AlertMonitor:
             self._db_back(now)
         changes += await self._write_outages()
         changes += await self._evaluate()
+        changes += [
+            AlertChange("resolved", r["dedupe_key"], r["message"])
+            for r in await self.db.fetch("resolve_stall_alerts")
+        ]
         changes += await self._check_doorbell(now)
         changes += await self._check_configs()
         for change in changes:

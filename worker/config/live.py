@@ -26,6 +26,7 @@ from worker.config.models import (
     _Config,
 )
 from worker.db import Database
+from worker.logs import redact
 
 C = TypeVar("C", bound=_Config)
 
@@ -110,7 +111,9 @@ class LiveConfig:
                         "level": "warning",
                         "kind": "config_rejected",
                         "dedupe_key": f"config_rejected:{key}",
-                        "message": f"configs.{key} rejected, last good value kept: {reason}",
+                        "message": redact(
+                            f"configs.{key} rejected, last good value kept: {reason}"
+                        ),
                         "details": Jsonb({"key": key}),
                     },
                 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from worker.billing.access import Capability
 from worker.jobs.context import JobContext
 from worker.jobs.registry import Skip, Snooze
+from worker.logs import redact, redact_value
 
 # Re-check a capped quota this often: an operator may raise the cap mid-month.
 CAP_RECHECK = timedelta(minutes=10)
@@ -45,13 +46,19 @@ async def bot_user_id(ctx: JobContext) -> str:
 # -- quotas ------------------------------------------------------------------------------------
 
 
-async def reserve_quota(ctx: JobContext, resource: str, amount: int) -> None:
-    """Take `amount` from the monthly quota or snooze: capped work waits, it is never dropped."""
+async def reserve_quota(ctx: JobContext, resource: str, amount: int) -> date | None:
+    """Take `amount` from the monthly quota or snooze: capped work waits, it is never dropped.
+
+    Returns the month the reservation was taken in (a refund goes back to it)."""
     if amount <= 0:
-        return
-    ok = await ctx.services.db.fetchval("consume_quota", {"resource": resource, "amount": amount})
-    if not ok:
+        return None
+    taken = await ctx.services.db.fetchrow(
+        "consume_quota", {"resource": resource, "amount": amount}
+    )
+    if not taken or not taken["taken"]:
         raise quota_snooze(resource)
+    month = taken["month"]
+    return month if isinstance(month, date) else None
 
 
 def quota_snooze(resource: str) -> Snooze:
@@ -63,7 +70,13 @@ def quota_snooze(resource: str) -> Snooze:
 
 
 async def refund_unless_served(
-    ctx: JobContext, resource: str, amount: int, exc: Exception, *, requests: int = 1
+    ctx: JobContext,
+    resource: str,
+    amount: int,
+    exc: Exception,
+    *,
+    requests: int = 1,
+    month: date | None = None,
 ) -> None:
     """Give back a reservation for a failed call, unless X may have served (part of) it.
 
@@ -71,7 +84,7 @@ async def refund_unless_served(
     several requests (pages, batches) the ones before the failure were served. Keeping the
     charge then keeps the local count at or above X's, so a cap is never overrun."""
     if requests == 1 and not getattr(exc, "outcome_unknown", False):
-        await refund_quota(ctx, resource, amount)
+        await refund_quota(ctx, resource, amount, month=month)
 
 
 @dataclass
@@ -81,6 +94,7 @@ class ReadReservation:
 
     amount: int
     served: int = 0
+    month: date | None = None  # the month the reads were reserved in
 
 
 @asynccontextmanager
@@ -98,27 +112,33 @@ async def reserved_reads(
     never fall below what X bills.
     """
     if minimum is None:
-        await reserve_quota(ctx, "reads", amount)
+        month = await reserve_quota(ctx, "reads", amount)
         granted = amount
     else:
-        taken = await ctx.services.db.fetchval(
+        taken = await ctx.services.db.fetchrow(
             "consume_quota_upto", {"resource": "reads", "amount": amount, "minimum": minimum}
         )
-        granted = int(taken or 0)
+        granted = int(taken["granted"] or 0) if taken else 0
         if granted <= 0:
             raise quota_snooze("reads")
-    held = ReadReservation(granted)
+        month = taken["month"] if taken and isinstance(taken["month"], date) else None
+    held = ReadReservation(granted, month=month)
     try:
         yield held
     except Exception as exc:
-        await refund_unless_served(ctx, "reads", granted, exc, requests=requests)
+        await refund_unless_served(ctx, "reads", granted, exc, requests=requests, month=month)
         raise
-    await refund_quota(ctx, "reads", granted - held.served)
+    await refund_quota(ctx, "reads", granted - held.served, month=month)
 
 
-async def refund_quota(ctx: JobContext, resource: str, amount: int) -> None:
+async def refund_quota(
+    ctx: JobContext, resource: str, amount: int, *, month: date | None = None
+) -> None:
+    """Give `amount` back to the month it was reserved in (None: the current month)."""
     if amount > 0:
-        await ctx.services.db.execute("refund_quota", {"resource": resource, "amount": amount})
+        await ctx.services.db.execute(
+            "refund_quota", {"resource": resource, "amount": amount, "month": month}
+        )
 
 
 # -- the dollar budget -------------------------------------------------------------------------
@@ -216,14 +236,15 @@ async def record_usage(
 async def alert(
     ctx: JobContext, level: str, kind: str, key: str, message: str, **details: Any
 ) -> None:
+    """Raise an alert (redacted: alerts are shown in status, the console and webhooks)."""
     await ctx.services.db.execute(
         "raise_alert",
         {
             "level": level,
             "kind": kind,
             "dedupe_key": key,
-            "message": message,
-            "details": Jsonb(details),
+            "message": redact(message),
+            "details": Jsonb(redact_value(details)),
         },
     )
 

@@ -116,7 +116,9 @@ async def _read_timeline(ctx: JobContext, oldest: datetime, expected: int) -> di
 
     Pages hold as many posts as chirpbase posted since `oldest` (X's smallest page is 5): every
     post served is billed, so asking for more would bill posts nobody wants. Posts the account
-    made elsewhere push wanted ones off the pages; those are looked up."""
+    made elsewhere push wanted ones off the pages; those are looked up. X's pages may come short
+    or empty with more to follow (each post is billed, not each request), so up to twice the
+    pages are followed within the same reservation of posts."""
     user_id = await bot_user_id(ctx)
     per_page = max(5, min(100, expected))
     pages = min(TIMELINE_MAX_PAGES, expected // 100 + 1)
@@ -129,7 +131,8 @@ async def _read_timeline(ctx: JobContext, oldest: datetime, expected: int) -> di
             user_id,
             oldest - timedelta(seconds=1),
             max_results=per_page,
-            max_pages=pages,
+            max_pages=2 * pages,
+            max_posts=per_page * pages,
         )
         reads.served = timeline.served
         await record_usage(

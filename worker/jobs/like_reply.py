@@ -21,6 +21,7 @@ from worker.clients.x import (
     XCapabilityRefused,
     XCreditsExhausted,
     XNetworkError,
+    XNotSent,
     XRateLimited,
     XServerError,
     XTimeout,
@@ -52,6 +53,24 @@ def _tomorrow() -> datetime:
     return (now + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
 
 
+async def _refused(ctx: JobContext, exc: Exception) -> Exception:
+    """What X's refusal of a like means for the job."""
+    if isinstance(exc, XRateLimited):
+        return rate_limit_snooze("likes", exc.reset_at, daily=exc.daily)
+    if isinstance(exc, XUsageCapped):
+        return await usage_capped(ctx, "likes")
+    if isinstance(exc, XCreditsExhausted):
+        return await credits_exhausted(ctx, "likes")
+    if isinstance(exc, XCapabilityRefused):
+        return await capability_refused(ctx, "likes", exc.detail or str(exc))
+    if isinstance(exc, XBadRequest):
+        return GiveUp(f"X refused the like: {exc}")
+    if isinstance(exc, XAuthError):
+        await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
+        return RetryLater(f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10))
+    return Snooze(datetime.now(UTC), "not sent: the worker is stopping")
+
+
 # One like at a time per worker: X allows 50 per 15 minutes anyway, and a refusal of the
 # capability (403 client-forbidden) stops every like behind it before it reaches X.
 @job_kind("like_reply", LikeReplyPayload, concurrency=1, lease=timedelta(seconds=30))
@@ -73,31 +92,31 @@ async def like_reply(payload: LikeReplyPayload, ctx: JobContext) -> dict[str, An
     blocked = next((w for w in engagement.blocked_keywords if w.lower() in text), None)
     if blocked:
         return {"skipped": f"blocked keyword {blocked!r}"}
-    if await db.fetchval("likes_today") >= engagement.daily_like_cap:
-        raise Snooze(_tomorrow(), f"daily like cap of {engagement.daily_like_cap} reached")
-
     user_id = await bot_user_id(ctx)
     if reply["author_id"] == user_id:
         return {"skipped": "own tweet"}
     wait_for_spent_window(ctx, "likes")
+    # Take the like from today's counter first (atomic, like the monthly quotas): a count of
+    # today's likes checked before liking lets every handler running at once pass.
+    cap = engagement.daily_like_cap
+    if not await db.fetchval("reserve_daily_like", {"reply_id": payload.reply_id, "cap": cap}):
+        raise Snooze(_tomorrow(), f"daily like cap of {cap} reached")
     try:
         await ctx.services.x.like(user_id, payload.reply_id)
-    except XRateLimited as exc:
-        raise rate_limit_snooze("likes", exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        raise await usage_capped(ctx, "likes") from None
-    except XCreditsExhausted:
-        raise await credits_exhausted(ctx, "likes") from None
-    except XCapabilityRefused as exc:
-        raise await capability_refused(ctx, "likes", exc.detail or str(exc)) from None
-    except XBadRequest as exc:
-        raise GiveUp(f"X refused the like: {exc}") from None
-    except XAuthError as exc:
-        await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
-        raise RetryLater(
-            f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10)
-        ) from None
+    except (
+        XRateLimited,
+        XUsageCapped,
+        XCreditsExhausted,
+        XCapabilityRefused,
+        XBadRequest,
+        XAuthError,
+        XNotSent,
+    ) as exc:
+        # X certainly did not like it: the unit goes back to today's cap.
+        await db.fetchval("release_daily_like", {"reply_id": payload.reply_id})
+        raise await _refused(ctx, exc) from None
     except (XTimeout, XNetworkError, XServerError) as exc:
+        # It may have: the unit stays taken (a retry of this like takes no second one).
         raise RetryLater(f"like failed ({type(exc).__name__}); liking again is harmless") from None
     await record_usage(ctx, "likes")  # no self-serve price: Enterprise terms are negotiated
     await db.execute("mark_reply_liked", {"reply_id": payload.reply_id})

@@ -26,4 +26,4 @@ async def run_noop(payload: NoopPayload, ctx: JobContext) -> dict[str, Any] | No
         raise RetryLater("noop asked to fail")
     if payload.fail == "give_up":
         raise GiveUp("noop asked to give up")
-    return {"ok": True, "worker_id": ctx.services.queue.worker_id}
+    return {"ok": True, "worker_id": ctx.services.queue.worker_id, "attempt": ctx.job.attempts}

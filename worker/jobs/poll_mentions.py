@@ -21,7 +21,7 @@ username empty for the next poll to fill, and never fails the poll.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -48,6 +48,8 @@ from worker.jobs._x import (
 )
 from worker.jobs.context import JobContext
 from worker.jobs.registry import RetryLater, Snooze, job_kind
+
+EMPTY_PAGES_RETRY = timedelta(seconds=5)
 
 
 class PollMentionsPayload(BaseModel):
@@ -113,6 +115,12 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
         raise await credits_exhausted(ctx, "mention polls") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
         raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
+    if not page.complete and not page.tweets:
+        # X served only empty pages that still promised more: nothing to move the cursor or a
+        # backfill by. Look again shortly (no attempt spent); the range is unchanged.
+        raise Snooze(
+            datetime.now(UTC) + EMPTY_PAGES_RETRY, "X served empty pages with more to come"
+        )
 
     rows = [
         row

@@ -1,9 +1,15 @@
 """`post_tweet`: post one scheduled_tweets row to X, exactly once.
 
-The intent is recorded (status `posting`) before X is called. If the outcome of a call is
-unknown (timeout, dropped connection, 5xx, a crash before the result was written), the next
-attempt first looks for the text among the account's recent tweets and records that tweet
-instead of posting again. X's duplicate-content refusal means the same thing: already posted.
+The intent is recorded (status `posting`) before X is called, in the transaction that checks
+the job's lease and takes the post's quota. If the outcome of a call is unknown (timeout,
+dropped connection, 5xx, a crash before the result was written), the next attempt first looks
+for the post on the account's timeline (`_reconcile.py`: X's rewriting undone, every page
+followed, a consistency window waited out) and records that post instead of posting again. X's
+duplicate-content refusal means the same thing: the post exists.
+
+The quota follows what X bills: a reservation is given back (to the month it was taken in) only
+when X certainly created nothing, and never by an attempt that carried it over from an earlier
+one whose call may have created the post.
 
 What X allows and charges is checked before any call: a quote post needs Enterprise access
 (since 2026-04-20), and on self-serve access a reply must answer a post that summoned the
@@ -16,9 +22,6 @@ before the call and recorded by operation after it. Generated images go out with
 
 from __future__ import annotations
 
-import html
-import re
-import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +36,7 @@ from worker.clients.x import (
     XCreditsExhausted,
     XDuplicate,
     XNetworkError,
+    XNotSent,
     XRateLimited,
     XReplyNotAllowed,
     XServerError,
@@ -41,116 +45,27 @@ from worker.clients.x import (
 )
 from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
+from worker.jobs._reconcile import Found, reconcile, window_s
 from worker.jobs._x import (
+    Budgeted,
     alert,
-    bot_user_id,
     budgeted,
     capability_refused,
     credits_exhausted,
     quota_snooze,
     rate_limit_snooze,
     record_usage,
-    refund_quota,
-    reserved_reads,
     usage_capped,
     wait_for_spent_window,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, RetryLater, Skip, job_kind
-
-_URL = re.compile(r"https?://\S+", re.IGNORECASE)
-RECONCILE_LOOKBACK = 100  # tweets per page searched for an unknown outcome
-# Pages followed back to the post's start (X serves the 3,200 most recent posts of a timeline):
-# a busy account can post more than one page between a lost answer and the retry.
-RECONCILE_MAX_PAGES = 32
+from worker.jobs.registry import GiveUp, LeaseLost, RetryLater, Skip, Snooze, job_kind
 
 
 class PostTweetPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scheduled_tweet_id: int
-
-
-def comparable(text: str) -> str:
-    """Text as X stores it, for matching: entities unescaped, URLs (t.co-wrapped) masked."""
-    text = unicodedata.normalize("NFC", html.unescape(text))
-    return " ".join(_URL.sub("<url>", text).split())
-
-
-_LEADING_HANDLES = re.compile(r"^(?:@\w{1,15}\s+)+")
-
-
-def is_our_post(
-    tweet_text: str, tweet_reply_to: str | None, content: str, reply_to: str | None
-) -> bool:
-    """Whether a post of the account's timeline is the one `content` would have made.
-
-    A reply comes back with the handles X put in front of it (the answered author's, and the
-    others' in the thread: `reply.exclude_reply_user_ids` in POST /2/tweets removes them), which
-    the sent text does not have: for a reply to the same post, leading handles are left out of
-    both sides."""
-    if comparable(tweet_text) == comparable(content):
-        return True
-    if reply_to is None or tweet_reply_to != reply_to:
-        return False
-    return _LEADING_HANDLES.sub("", comparable(tweet_text)) == _LEADING_HANDLES.sub(
-        "", comparable(content)
-    )
-
-
-async def find_posted(
-    ctx: JobContext, content: str, since: datetime | None, reply_to: str | None = None
-) -> dict[str, Any] | None:
-    """Look for `content` among the account's tweets (reconciliation of unknown outcomes).
-
-    With `since` (when the row started posting), every tweet back to five minutes before it is
-    searched, page by page: a fixed window of the latest tweets would miss one that newer posts
-    pushed out of it, and posting again would then be refused as a duplicate while the tweet
-    stays unrecorded. Without `since`, the latest page only."""
-    user_id = await bot_user_id(ctx)
-    horizon = (since - timedelta(minutes=5)) if since else None
-    until_id: str | None = None
-    for _page in range(RECONCILE_MAX_PAGES if horizon else 1):
-        async with reserved_reads(ctx, RECONCILE_LOOKBACK) as reads:
-            tweets = await ctx.services.x.recent_tweets(
-                user_id, max_results=RECONCILE_LOOKBACK, until_id=until_id
-            )
-            reads.served = len(tweets)
-        await record_usage(ctx, "users_tweets", "owned_read", post_ids=[t.id for t in tweets])
-        for tweet in tweets:
-            if not is_our_post(tweet.text, tweet.in_reply_to_tweet_id, content, reply_to):
-                continue
-            if horizon and tweet.created_at and tweet.created_at < horizon:
-                continue
-            return {"tweet_id": tweet.id, "posted_at": tweet.created_at or datetime.now(UTC)}
-        oldest = tweets[-1] if tweets else None
-        if (
-            len(tweets) < RECONCILE_LOOKBACK
-            or oldest is None
-            or horizon is None
-            or oldest.created_at is None
-            or oldest.created_at < horizon
-        ):
-            break  # the timeline is exhausted, or this page already reaches past the horizon
-        until_id = oldest.id
-    return None
-
-
-async def reconcile(
-    ctx: JobContext, content: str, since: datetime | None, reply_to: str | None = None
-) -> dict[str, Any] | None:
-    """`find_posted`, with X's refusals turned into waits that spend no attempt: the row stays
-    `posting` meanwhile, so whichever attempt runs next reconciles before posting."""
-    try:
-        return await find_posted(ctx, content, since, reply_to)
-    except XRateLimited as exc:
-        raise rate_limit_snooze("users_tweets", exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        raise await usage_capped(ctx, "posts") from None
-    except XCreditsExhausted:
-        raise await credits_exhausted(ctx, "posts") from None
-    except (XTimeout, XNetworkError, XServerError) as exc:
-        raise RetryLater(f"reconciliation failed ({type(exc).__name__}); will retry") from None
 
 
 async def _record(
@@ -168,6 +83,12 @@ async def _record(
             "alt_text": row["alt_text"],
         },
     )
+
+
+async def _record_found(ctx: JobContext, row: dict[str, Any], found: Found, operation: str) -> None:
+    """X created (and bills) the post on an earlier call: count it at its price, record it."""
+    await record_usage(ctx, "tweets", operation, posts=1)
+    await _record(ctx, row, found.tweet_id, found.posted_at, None)
 
 
 async def _fail_row(ctx: JobContext, row_id: int, error: str) -> None:
@@ -216,24 +137,36 @@ def _made_with_ai(ctx: JobContext, row: dict[str, Any]) -> bool:
     return bool(row["image_path"] and row["topic"] and ctx.services.config.generation.made_with_ai)
 
 
-async def _reserve_and_mark(ctx: JobContext, row_id: int, *, reserve: bool) -> Any:
-    """Take the post's quota (when `reserve`) and mark the row `posting`, in one transaction.
+async def _mark_and_reserve(ctx: JobContext, row_id: int, *, reserve: bool) -> Any:
+    """Check the lease, mark the row `posting` and take the post's quota, in one transaction.
 
-    The reservation belongs to the row's `posting` state (the next attempt carries it over), so
-    the two must commit together: a crash or a lost connection between two separate statements
-    would keep a reservation that no row carries, and the monthly count would drift above what
-    X bills. Returns the marked row, None when the row moved on (nothing taken), or `_CAPPED`.
+    - The lease check (a share lock on the job row) makes the marking happen under the lease: a
+      run whose lease was reaped meanwhile stops here (`LeaseLost`) and never reaches X.
+    - The reservation belongs to the row's `posting` state (the next attempt carries it over),
+      so the two commit together: a crash between two separate statements would keep a
+      reservation no row carries.
+    - The row is locked before the quota row, which every poster shares: a row lock held by
+      someone else (an operator's open transaction) then stalls this post alone, not all of them
+      while holding the quota row (and the session's lock_timeout ends the wait with an alert).
+
+    Returns the marked row, None when the row moved on (nothing taken), or `_CAPPED`.
     """
+    queue = ctx.services.queue
     async with ctx.services.db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
-        if reserve:
-            await cur.execute(query("consume_quota"), {"resource": "posts", "amount": 1})
-            taken = await cur.fetchone()
-            if not taken or not next(iter(taken.values())):
-                return _CAPPED  # commits the alert consume_quota raised; nothing was taken
+        await cur.execute(query("holds_lease"), queue.claim_params(ctx.job))
+        held = await cur.fetchone()
+        if not held or not next(iter(held.values())):
+            raise LeaseLost(f"job {ctx.job.id}: lease lost before posting")
         await cur.execute(query("mark_posting"), {"id": row_id})
         marked = await cur.fetchone()
-        if marked is None and reserve:
-            await cur.execute(query("refund_quota"), {"resource": "posts", "amount": 1})
+        if marked is None or not reserve:
+            return marked
+        await cur.execute(query("consume_quota"), {"resource": "posts", "amount": 1})
+        taken = await cur.fetchone()
+        if not taken or not taken["taken"]:
+            # Commits the alert consume_quota raised; the row goes back to ready, nothing taken.
+            await cur.execute(query("unmark_posting"), {"id": row_id, "error": None})
+            return _CAPPED
         return marked
 
 
@@ -245,15 +178,55 @@ async def _give_back(
     unmark: str | None = None,
     fail: str | None = None,
 ) -> None:
-    """X certainly created nothing: return the quota and move the row off `posting` (back to
-    ready with `unmark`, or to failed with `fail`) in one transaction, for the same reason."""
+    """X certainly created nothing: return the quota (to the month it was reserved in) and move
+    the row off `posting` (back to ready with `unmark`, or to failed with `fail`), in one
+    transaction, for the same reason as `_mark_and_reserve`."""
     async with ctx.services.db.transaction() as conn:
         if refund:
-            await conn.execute(query("refund_quota"), {"resource": "posts", "amount": 1})
+            await conn.execute(query("refund_post_reservation"), {"id": row_id})
         if unmark is not None:
             await conn.execute(query("unmark_posting"), {"id": row_id, "error": unmark})
         if fail is not None:
             await conn.execute(query("mark_scheduled_failed"), {"id": row_id, "error": fail})
+
+
+async def _arm(ctx: JobContext, row_id: int) -> tuple[bool, datetime | None]:
+    """Right before the post is sent, under the lease: open the consistency window for this call.
+    Returns (still held, the window's previous end)."""
+    queue = ctx.services.queue
+    async with ctx.services.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            query("arm_post_call"),
+            {
+                "id": row_id,
+                "job_id": ctx.job.id,
+                "worker_id": queue.worker_id,
+                "lease_token": ctx.job.lease_token,
+                "call_s": ctx.services.x.call_timeout_s,
+                "window_s": window_s(ctx),
+            },
+        )
+        armed = await cur.fetchone()
+    return (armed is not None, armed["previous"] if armed else None)
+
+
+async def _not_created(
+    ctx: JobContext, row_id: int, *, carried_over: bool, previous: datetime | None, reason: str
+) -> None:
+    """X answered that this call created nothing (429, usage cap, auth, not sent).
+
+    A fresh attempt gives its reservation back and the row returns to ready. An attempt that
+    carried the row over keeps both: the earlier call whose outcome is unknown may still have
+    created the post, so the next attempt must reconcile first, and the reservation pays for it.
+    """
+    if carried_over:
+        await ctx.services.db.execute("disarm_post_call", {"id": row_id, "previous": previous})
+    else:
+        await _give_back(ctx, row_id, refund=True, unmark=reason)
+
+
+def _media_count(row: dict[str, Any]) -> int:
+    return 1 if row["image_path"] else 0
 
 
 @job_kind("post_tweet", PostTweetPayload, concurrency=2, lease=timedelta(seconds=90))
@@ -283,16 +256,14 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
 
     # An earlier attempt may have reached X: look before posting again. That attempt took the
     # post's quota before marking the row `posting` and kept it (the outcome was unknown), so
-    # the reservation carries over: found or posted now, the tweet costs one post, not two.
+    # the reservation carries over: found or posted now, the post costs one, not two.
     carried_over = status == "posting"
     if carried_over:
-        found = await reconcile(ctx, content, row["post_started_at"], row["in_reply_to_tweet_id"])
+        found = await reconcile(ctx, row, media_count=_media_count(row))
         if found:
-            # X created (and bills) the tweet on that earlier call: count it now.
-            await record_usage(ctx, "tweets", operation, posts=1)
-            await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
-            ctx.log.info("reconciled: tweet {} was already posted", found["tweet_id"])
-            return {"tweet_id": found["tweet_id"], "reconciled": True}
+            await _record_found(ctx, row, found, operation)
+            ctx.log.info("reconciled: tweet {} was already posted", found.tweet_id)
+            return {"tweet_id": found.tweet_id, "reconciled": True}
 
     wait_for_spent_window(ctx, "tweets")
     async with budgeted(ctx, _estimate(ctx, row, operation)) as spend:
@@ -304,18 +275,30 @@ async def _post(
     row: dict[str, Any],
     content: str,
     operation: str,
-    spend: Any,
+    spend: Budgeted,
     *,
     carried_over: bool,
 ) -> dict[str, Any]:
-    marked = await _reserve_and_mark(ctx, row["id"], reserve=not carried_over)
+    """Mark, upload, arm and send, under the lease and inside the budget hold."""
+    db = ctx.services.db
+    marked = await _mark_and_reserve(ctx, row["id"], reserve=not carried_over)
     if marked is _CAPPED:
         raise quota_snooze("posts")
     if marked is None:  # cancelled (or otherwise moved on) since we read it
         return {"skipped": "no longer ready"}
+    row = {**row, "post_started_at": marked["post_started_at"]}
+
+    media_id = await _upload_image(ctx, row, carried_over=carried_over)
+    held, previous = await _arm(ctx, row["id"])
+    if not held:
+        raise LeaseLost(f"job {ctx.job.id}: lease lost before the post was sent")
+
+    def not_created(reason: str) -> Any:
+        return _not_created(
+            ctx, row["id"], carried_over=carried_over, previous=previous, reason=reason
+        )
 
     try:
-        media_id = await _attach_image(ctx, row)
         tweet = await ctx.services.x.post_tweet(
             content,
             media_ids=[media_id] if media_id else None,
@@ -324,44 +307,42 @@ async def _post(
             made_with_ai=bool(media_id) and _made_with_ai(ctx, row),
         )
     except XDuplicate:
-        found = await reconcile(
-            ctx, content, marked["post_started_at"], row["in_reply_to_tweet_id"]
-        )
-        if found:
-            # This call created nothing; a carried-over reservation pays for the earlier call
-            # that did, a fresh one is given back.
-            if not carried_over:
-                await refund_quota(ctx, "posts", 1)
-            await _record(ctx, row, found["tweet_id"], found["posted_at"], None)
-            return {"tweet_id": found["tweet_id"], "reconciled": True, "duplicate": True}
-        reason = "X refused the text as a duplicate of an earlier tweet"
-        await _give_back(ctx, row["id"], refund=True, fail=reason)
-        raise GiveUp(reason) from None
+        return await _duplicate(ctx, row, operation)
+    except XNotSent:
+        await not_created("worker stopped")
+        raise Snooze(datetime.now(UTC), "not sent: the worker is stopping") from None
     except XRateLimited as exc:
-        await _give_back(ctx, row["id"], refund=True, unmark="waiting for X's rate limit")
+        await not_created("waiting for X's rate limit")
         raise rate_limit_snooze("tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:
-        await _give_back(ctx, row["id"], refund=True, unmark="X usage cap reached")
+        await not_created("X usage cap reached")
         raise await usage_capped(ctx, "posts") from None
     except XCreditsExhausted:
-        await _give_back(ctx, row["id"], refund=True, unmark="X credits exhausted (402)")
+        await not_created("X credits exhausted (402)")
         raise await credits_exhausted(ctx, "posts") from None
     except XReplyNotAllowed as exc:
+        # Refused before anything was created; reconciliation found nothing from earlier calls.
         reason = f"X refused the reply (the post did not summon the account): {exc}"
         await _give_back(ctx, row["id"], refund=True, fail=reason)
         raise Skip(reason, {"capability": "unsummoned_replies"}) from None
     except XCapabilityRefused as exc:
         if not row["quote_tweet_id"]:
-            raise await _credentials_refused(ctx, row, exc) from None
+            await not_created("X rejected the credentials")
+            raise await _credentials_refused(ctx, exc) from None
         await _give_back(ctx, row["id"], refund=True, fail=f"X refused the quote post: {exc}")
         raise await capability_refused(ctx, "quotes", exc.detail or str(exc)) from None
     except XAuthError as exc:
-        raise await _credentials_refused(ctx, row, exc) from None
+        await not_created("X rejected the credentials")
+        raise await _credentials_refused(ctx, exc) from None
     except XBadRequest as exc:
+        # Refused: nothing created now, and reconciliation (after the window) found nothing from
+        # earlier calls. The reservation, carried over or not, goes back to its month.
         await _give_back(ctx, row["id"], refund=True, fail=f"X refused the tweet: {exc}")
         raise GiveUp(f"X refused the tweet: {exc}") from None
     except (XTimeout, XNetworkError, XServerError) as exc:
-        # Unknown outcome: keep `posting` so the next attempt reconciles first.
+        # Unknown outcome: keep `posting` so the next attempt reconciles first; X's timeline may
+        # show the post only after the window, counted from now.
+        await db.execute("post_outcome_unknown", {"id": row["id"], "window_s": window_s(ctx)})
         if ctx.is_last_attempt:
             await _fail_row(ctx, row["id"], f"outcome unknown after last attempt: {exc}")
         raise RetryLater(f"X call outcome unknown ({type(exc).__name__}); will reconcile") from None
@@ -373,10 +354,61 @@ async def _post(
     return {"tweet_id": tweet.id, "media_id": media_id, "operation": operation, "cost_usd": cost}
 
 
-async def _credentials_refused(ctx: JobContext, row: dict[str, Any], exc: Exception) -> Exception:
-    await _give_back(ctx, row["id"], refund=True, unmark="X rejected the credentials")
+async def _credentials_refused(ctx: JobContext, exc: Exception) -> Exception:
     await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
     return RetryLater(f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10))
+
+
+async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> dict[str, Any]:
+    """X refused the text as a duplicate: the post exists. Nothing is refunded (X billed the
+    call that created it, and this row's reservation stands for it); it is found and recorded,
+    after the consistency window if need be."""
+    found = await reconcile(ctx, row, media_count=_media_count(row))
+    if found:
+        owner = await ctx.services.db.fetchval("tweet_recorded_for", {"tweet_id": found.tweet_id})
+        if owner is not None and owner != row["id"]:
+            reason = (
+                f"X refused the text as a duplicate of tweet {found.tweet_id}, already posted for"
+                f" scheduled_tweets {owner}"
+            )
+            await _fail_row(ctx, row["id"], reason)
+            raise GiveUp(reason)
+        await _record_found(ctx, row, found, operation)
+        return {"tweet_id": found.tweet_id, "reconciled": True, "duplicate": True}
+    reason = "X refused the text as a duplicate of an earlier tweet"
+    await _fail_row(ctx, row["id"], reason)
+    raise GiveUp(reason)
+
+
+async def _upload_image(ctx: JobContext, row: dict[str, Any], *, carried_over: bool) -> str | None:
+    """`_attach_image`, with its failures mapped: the post has not been sent yet, so whatever
+    happened to the upload, X created no post on this attempt."""
+
+    async def not_created(reason: str) -> None:
+        # Before the post call: nothing to disarm (the window of an earlier call stays as is).
+        if not carried_over:
+            await _give_back(ctx, row["id"], refund=True, unmark=reason)
+
+    try:
+        return await _attach_image(ctx, row)
+    except XNotSent:
+        await not_created("worker stopped")
+        raise Snooze(datetime.now(UTC), "not sent: the worker is stopping") from None
+    except XRateLimited as exc:
+        await not_created("waiting for X's media rate limit")
+        raise rate_limit_snooze("media_upload", exc.reset_at, daily=exc.daily) from None
+    except XUsageCapped:
+        await not_created("X usage cap reached")
+        raise await usage_capped(ctx, "posts") from None
+    except XCreditsExhausted:
+        await not_created("X credits exhausted (402)")
+        raise await credits_exhausted(ctx, "posts") from None
+    except XBadRequest as exc:
+        await _give_back(ctx, row["id"], refund=True, fail=f"X refused the image: {exc}")
+        raise GiveUp(f"X refused the image: {exc}") from None
+    except (XAuthError, XTimeout, XNetworkError, XServerError) as exc:
+        await not_created(f"image upload failed ({type(exc).__name__})")
+        raise RetryLater(f"image upload failed ({type(exc).__name__}): {exc}") from None
 
 
 async def _attach_image(ctx: JobContext, row: dict[str, Any]) -> str | None:

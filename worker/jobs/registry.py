@@ -49,6 +49,11 @@ class Snooze(Exception):
         self.reason = reason
 
 
+class LeaseLost(Exception):
+    """This run no longer holds the job's lease (it was reaped, another claim runs the job):
+    stop, and write nothing about it."""
+
+
 P = TypeVar("P", bound=BaseModel)
 Handler = Callable[[P, "JobContext"], Awaitable[dict[str, Any] | None]]
 

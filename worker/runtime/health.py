@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.logs import redact
+from worker.logs import redact, redact_value
 
 HealthFn = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -19,7 +19,7 @@ def create_health_app(health: HealthFn) -> web.Application:
     async def get_health(_request: web.Request) -> web.Response:
         healthy, body = health()
         return web.Response(
-            text=redact(web_json(body)),
+            text=redact(web_json(redact_value(body))),  # values first, then the finished text
             status=200 if healthy else 503,
             content_type="application/json",
         )

@@ -3,6 +3,10 @@
 Wake-ups come from the Realtime doorbell (a hint naming the kind), from the earliest future
 `run_at` the loop knows of, from a handler finishing (its kind has room again) and from a slow
 fallback poll. Nothing depends on an event arriving: the table is the truth.
+
+Running jobs are tracked by claim (the fencing token), not by job id: the same job can be
+claimed again, even by this worker, after its lease was reaped. A run whose lease is lost (the
+heartbeat no longer holds it) is cancelled; whatever it would write is refused anyway.
 """
 
 from __future__ import annotations
@@ -15,19 +19,25 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
+import psycopg
 from loguru import logger
+from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from worker import metrics
 from worker.aio import wait_event
 from worker.jobs.context import JobContext
-from worker.jobs.registry import GiveUp, JobSpec, RetryLater, Skip, Snooze
+from worker.jobs.registry import GiveUp, JobSpec, LeaseLost, RetryLater, Skip, Snooze
 from worker.logs import redact
 from worker.queue import Job
 from worker.runtime.services import Services
 
 _OUTCOME_WRITE_ATTEMPTS = 8
+# A statement that gave up waiting: lock_timeout, statement_timeout (the worker's sessions set
+# both, worker/db.py).
+_STALLS = (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
 
 
 def _describe_validation(exc: ValidationError) -> str:
@@ -45,7 +55,7 @@ class ClaimLoop:
         specs: dict[str, JobSpec[Any]],
         *,
         poll_interval_s: float = 15.0,
-        shutdown_grace_s: float = 25.0,
+        shutdown_grace_s: float = 40.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.services = services
@@ -58,7 +68,10 @@ class ClaimLoop:
         self._stopping = asyncio.Event()
         self._dirty: set[str] = set(specs)
         self._saturated: set[str] = set()
-        self._running: dict[int, tuple[Job, asyncio.Task[None]]] = {}
+        # By claim: a job re-claimed after its lease was reaped is a second, separate run.
+        self._running: dict[UUID, tuple[Job, asyncio.Task[None]]] = {}
+        self._lost: set[UUID] = set()  # claims whose lease the heartbeat found gone
+        self._settling: set[UUID] = set()  # handler done, outcome being written: not cancelled
         self._per_kind: Counter[str] = Counter()
         self._next_due: datetime | None = None
         self.last_claim_at: float | None = None
@@ -92,6 +105,9 @@ class ClaimLoop:
         self._wake.set()
 
     def stop(self) -> None:
+        if not self._stopping.is_set():
+            # Writes to X that could not end within the grace period are not started from now.
+            self.services.refuse_x_writes_after(self._clock() + self.shutdown_grace_s)
         self._stopping.set()
         self._wake.set()
 
@@ -172,11 +188,13 @@ class ClaimLoop:
         lag = (datetime.now(UTC) - job.run_at).total_seconds()
         metrics.QUEUE_LAG.labels(job.kind).observe(max(lag, 0.0))
         task = asyncio.create_task(self._execute(job, spec), name=f"job-{job.id}")
-        self._running[job.id] = (job, task)
+        self._running[job.lease_token] = (job, task)
         task.add_done_callback(functools.partial(self._finished, job))
 
     def _finished(self, job: Job, _task: asyncio.Task[None] | None = None) -> None:
-        self._running.pop(job.id, None)
+        self._running.pop(job.lease_token, None)
+        self._lost.discard(job.lease_token)
+        self._settling.discard(job.lease_token)
         self._per_kind[job.kind] -= 1
         metrics.RUNNING.labels(job.kind).dec()
         if job.kind in self._saturated:
@@ -196,49 +214,90 @@ class ClaimLoop:
                     outcome = "dead"
                     reason = f"invalid {job.kind} payload: {_describe_validation(exc)}"
                     logger.error(reason)
-                    await self._write(self.queue.fail, job.id, reason, retryable=False)
+                    await self._write(self.queue.fail, job, reason, retryable=False)
                     return
                 ctx = JobContext(job=job, services=self.services, log=logger)
                 try:
                     result = await spec.handler(payload, ctx)
-                except Snooze as s:
-                    outcome = "snoozed"
-                    logger.info("snoozed until {}: {}", s.until.isoformat(), s.reason)
-                    await self._write(self.queue.snooze, job.id, s.until, s.reason)
-                except Skip as k:
-                    outcome = "skipped"
-                    logger.info("skipped: {}", redact(k.reason))
-                    await self._write(self.queue.skip, job.id, redact(k.reason), k.result)
-                except GiveUp as g:
-                    outcome = "dead"
-                    logger.error("gave up: {}", redact(str(g)))
-                    await self._write(self.queue.fail, job.id, redact(str(g)), retryable=False)
-                except RetryLater as r:
-                    outcome = "retry"
-                    logger.warning("will retry: {}", redact(str(r)))
-                    status = await self._write(
-                        self.queue.fail, job.id, redact(str(r)), retry_in=r.retry_in
-                    )
-                    outcome = "dead" if status == "dead" else "retry"
+                except LeaseLost as lost:
+                    outcome = "lease_lost"
+                    logger.warning("stopped: {}", redact(str(lost)))
+                    return
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    message = redact(f"{type(exc).__name__}: {exc}")
-                    logger.opt(exception=exc).error("handler raised: {}", message)
-                    status = await self._write(self.queue.fail, job.id, message)
-                    outcome = "dead" if status == "dead" else "retry"
+                    self._settling.add(job.lease_token)
+                    outcome = await self._record_failure(job, exc)
                 else:
-                    held = await self._write(self.queue.complete, job.id, result)
+                    self._settling.add(job.lease_token)
+                    held = await self._write(self.queue.complete, job, result)
                     if not held:
                         logger.warning(
                             "completed after losing the lease; another worker may rerun it"
                         )
             except asyncio.CancelledError:
-                outcome = "released"
+                if job.lease_token in self._lost:
+                    outcome = "lease_lost"
+                    logger.warning("cancelled: the lease was lost (reaped or claimed again)")
+                else:
+                    outcome = "released"
                 raise
             finally:
                 metrics.JOBS.labels(job.kind, outcome).inc()
                 metrics.JOB_SECONDS.labels(job.kind).observe(time.perf_counter() - started)
+
+    async def _record_failure(self, job: Job, exc: Exception) -> str:
+        """Write what the handler's exception means for the job; returns the outcome's name."""
+        if isinstance(exc, Snooze):
+            logger.info("snoozed until {}: {}", exc.until.isoformat(), exc.reason)
+            await self._write(self.queue.snooze, job, exc.until, exc.reason)
+            return "snoozed"
+        if isinstance(exc, Skip):
+            logger.info("skipped: {}", redact(exc.reason))
+            await self._write(self.queue.skip, job, redact(exc.reason), exc.result)
+            return "skipped"
+        if isinstance(exc, GiveUp):
+            logger.error("gave up: {}", redact(str(exc)))
+            await self._write(self.queue.fail, job, redact(str(exc)), retryable=False)
+            return "dead"
+        if isinstance(exc, RetryLater):
+            logger.warning("will retry: {}", redact(str(exc)))
+            status = await self._write(
+                self.queue.fail, job, redact(str(exc)), retry_in=exc.retry_in
+            )
+            return "dead" if status == "dead" else "retry"
+        message = redact(f"{type(exc).__name__}: {exc}")
+        logger.opt(exception=exc).error("handler raised: {}", message)
+        status = await self._write(self.queue.fail, job, message)
+        if isinstance(exc, _STALLS):
+            await self._stall_alert(job, exc)
+        return "dead" if status == "dead" else "retry"
+
+    async def _stall_alert(self, job: Job, exc: Exception) -> None:
+        """A statement gave up waiting (lock_timeout / statement_timeout): say so, loudly. The
+        heartbeat would otherwise keep a job stuck behind someone else's row lock alive forever."""
+        settings = self.services.settings
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            what = f"a row lock for more than {settings.db_lock_timeout_s:g} s (lock_timeout)"
+        else:
+            what = f"a statement for more than {settings.db_statement_timeout_s:g} s"
+        message = (
+            f"{job.kind} job {job.id} gave up waiting on {what}: another session holds rows it "
+            "needs (look for long-running transactions in pg_stat_activity); the job will retry"
+        )
+        try:
+            await self.services.db.execute(
+                "raise_alert",
+                {
+                    "level": "warning",
+                    "kind": "db_stall",
+                    "dedupe_key": f"db_stall:{job.kind}",
+                    "message": message,
+                    "details": Jsonb({"kind": job.kind, "job_id": job.id}),
+                },
+            )
+        except Exception as write_exc:
+            logger.warning("could not raise the stall alert: {}", redact(str(write_exc)))
 
     async def _write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record an outcome, retrying through a database blip: losing it would rerun the job."""
@@ -259,20 +318,40 @@ class ClaimLoop:
         interval = max(min(s.lease.total_seconds() for s in self.specs.values()) / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
-            by_lease: dict[timedelta, list[int]] = {}
-            for job_id, (job, _task) in list(self._running.items()):
-                by_lease.setdefault(self.specs[job.kind].lease, []).append(job_id)
-            for lease, ids in by_lease.items():
-                try:
-                    held = await self.queue.heartbeat(ids, lease)
-                except Exception as exc:
-                    logger.warning("heartbeat failed: {}", redact(str(exc)))
+            await self._heartbeat(timeout_s=interval)
+
+    async def _heartbeat(self, *, timeout_s: float = 10.0) -> None:
+        """Renew every running claim's lease; cancel the runs whose lease is gone. A heartbeat
+        that cannot get through within `timeout_s` gives way to the next one (a wait of its own
+        would let every lease run out)."""
+        by_lease: dict[timedelta, list[Job]] = {}
+        for job, _task in list(self._running.values()):
+            by_lease.setdefault(self.specs[job.kind].lease, []).append(job)
+        for lease, jobs in by_lease.items():
+            try:
+                async with asyncio.timeout(timeout_s):
+                    held = await self.queue.heartbeat(jobs, lease)
+            except Exception as exc:
+                logger.warning("heartbeat failed: {}", redact(f"{type(exc).__name__}: {exc}"))
+                continue
+            for job in jobs:
+                if job.lease_token in held or job.lease_token in self._settling:
                     continue
-                for lost in set(ids) - held:
-                    logger.bind(job_id=lost).warning("lease lost (reaped or finished elsewhere)")
+                entry = self._running.get(job.lease_token)
+                if entry is None or entry[1].done():
+                    continue  # finished meanwhile
+                self._lost.add(job.lease_token)
+                logger.bind(job_id=job.id).warning(
+                    "lease lost (reaped, or claimed again): cancelling this run"
+                )
+                entry[1].cancel()
 
     async def _drain(self) -> None:
-        """Let running handlers finish within the grace period; hand back the rest."""
+        """Let running handlers finish within the grace period; hand back the rest.
+
+        A handler in the middle of a write to X is not cut off: its call is seen through (it
+        ends within X's timeouts, which the grace period covers) and its outcome recorded, so
+        a job is never handed back while its post may still be created."""
         if not self._running:
             return
         tasks = [t for _j, t in self._running.values()]
@@ -280,7 +359,7 @@ class ClaimLoop:
         _done, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace_s)
         if not pending:
             return
-        unfinished = [job.id for job, task in list(self._running.values()) if task in pending]
+        unfinished = [job for job, task in list(self._running.values()) if task in pending]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

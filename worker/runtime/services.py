@@ -28,12 +28,22 @@ class Services:
         self.db = db
         self.queue = queue
         self.config = config
+        self._write_deadline: float | None = None
 
     @cached_property
     def x(self) -> XClient:
         from worker.clients.x import XClient
 
-        return XClient.from_settings(self.settings)
+        client = XClient.from_settings(self.settings)
+        client.refuse_writes_after(self._write_deadline)
+        return client
+
+    def refuse_x_writes_after(self, deadline: float | None) -> None:
+        """Shutting down: no write to X starts that could not end by ``deadline`` (monotonic)."""
+        self._write_deadline = deadline
+        client = self.__dict__.get("x")
+        if client is not None:
+            client.refuse_writes_after(deadline)
 
     @cached_property
     def ai(self) -> AIClient:

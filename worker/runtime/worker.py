@@ -51,9 +51,21 @@ class Worker:
             min_size=1,
             max_size=settings.db_pool_max,
             name=f"chirpbase-worker-{self.worker_id}"[:60],
+            lock_timeout_s=settings.db_lock_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
+        )
+        # One connection of its own for lease heartbeats (see JobQueue).
+        self.lease_db = Database(
+            settings.database_url.get_secret_value(),
+            min_size=1,
+            max_size=1,
+            name=f"chirpbase-leases-{self.worker_id}"[:60],
+            lock_timeout_s=settings.db_lock_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
         )
         self.config = LiveConfig(self.db)
-        self.services = Services(settings, self.db, JobQueue(self.db, self.worker_id), self.config)
+        queue = JobQueue(self.db, self.worker_id, lease_db=self.lease_db)
+        self.services = Services(settings, self.db, queue, self.config)
         registry = jobs.load_all()
         wanted = kinds or list(registry)
         unknown = sorted(set(wanted) - set(registry))
@@ -88,6 +100,7 @@ class Worker:
     async def _check_database(self) -> None:
         try:
             await self.db.open(wait=True, wait_s=5)
+            await self.lease_db.open(wait=True, wait_s=5)
         except Exception as exc:
             raise StartupError(
                 "cannot reach the database at DATABASE_URL "
@@ -319,6 +332,7 @@ class Worker:
             await runner.cleanup()
         await self.services.aclose()
         await self.db.close()
+        await self.lease_db.close()
         self.stopped = True
         logger.info("worker {} stopped", self.worker_id)
 

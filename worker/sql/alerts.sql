@@ -6,6 +6,9 @@ from public.evaluate_alerts(%(failure_threshold)s::integer,
                             make_interval(secs => %(failure_window_s)s::double precision),
                             make_interval(secs => %(stale_after_s)s::double precision));
 
+-- name: resolve_stall_alerts
+select dedupe_key, message from public.resolve_stall_alerts();
+
 -- name: close_alert
 select public.close_alert(%(dedupe_key)s, %(reason)s);
 

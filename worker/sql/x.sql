@@ -21,10 +21,11 @@ where id = %(id)s and status in ('pending', 'approved', 'posting')
 returning id, post_started_at;
 
 -- name: unmark_posting
--- X certainly did not create the tweet (rate limited, capped): back to ready.
+-- X certainly did not create the tweet (rate limited, capped) and no earlier attempt may have:
+-- back to ready.
 update public.scheduled_tweets
 set status = case when approved_at is not null then 'approved' else 'pending' end,
-    post_started_at = null, error = %(error)s
+    post_started_at = null, reconcile_after = null, error = %(error)s
 where id = %(id)s and status = 'posting';
 
 -- name: record_posted
@@ -44,10 +45,12 @@ update public.scheduled_tweets set status = 'failed', error = %(error)s
 where id = %(id)s and status not in ('posted', 'cancelled', 'rejected');
 
 -- name: consume_quota
-select public.consume_quota(%(resource)s::text, %(amount)s::numeric);
+-- The month is read in the same statement (the same now()): a refund goes back to it.
+select public.consume_quota(%(resource)s::text, %(amount)s::numeric) as taken,
+       public.current_month() as month;
 
 -- name: refund_quota
-select public.refund_quota(%(resource)s::text, %(amount)s::numeric);
+select public.refund_quota(%(resource)s::text, %(amount)s::numeric, %(month)s::date);
 
 -- name: record_api_usage
 select public.record_api_usage(
@@ -62,9 +65,12 @@ where reply_id = %(reply_id)s;
 -- name: mark_reply_liked
 update public.replies set liked = true, liked_at = now() where reply_id = %(reply_id)s and not liked;
 
--- name: likes_today
-select count(*) from public.replies
-where liked and liked_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC';
+-- name: reserve_daily_like
+-- One of today's (UTC) likes for this reply, atomically under the cap; false at the cap.
+select public.reserve_daily_like(%(reply_id)s, %(cap)s::integer);
+
+-- name: release_daily_like
+select public.release_daily_like(%(reply_id)s);
 
 -- name: insert_replies
 -- Idempotent by reply_id: polling twice, or a webhook delivery racing a poll, adds nothing.
@@ -137,7 +143,10 @@ select coalesce((select used from public.quota_usage
 
 -- name: consume_quota_upto
 -- As much of `amount` as fits under the cap, at least `minimum` (else 0 and the cap alert).
-select public.consume_quota_upto(%(resource)s::text, %(amount)s::numeric, %(minimum)s::numeric);
+-- The month is read in the same statement (the same now()): a refund goes back to it.
+select public.consume_quota_upto(%(resource)s::text, %(amount)s::numeric, %(minimum)s::numeric)
+         as granted,
+       public.current_month() as month;
 
 -- name: reserve_usd
 -- Hold an estimated price in the monthly budget (false: it does not fit, the alert is raised).

@@ -18,6 +18,10 @@ the way requests reach X in ``transport``; the X Activity API (webhooks, subscri
 * Blocking calls run in a small thread pool; every method is ``async``.
 * Errors become the typed hierarchy below. Reads (GET) are retried on 5xx, timeouts and
   network errors; writes never are (an unknown outcome is the caller's to reconcile).
+* A write that has started is never abandoned: cancelling the caller waits for the call to
+  finish (or time out) in its thread, and its result is returned. Once the worker is stopping
+  (``refuse_writes_after``), a write that could not end before the deadline is not started
+  (``XNotSent``).
   Messages carry the endpoint, status and X's title/detail, never credentials.
 """
 
@@ -32,6 +36,7 @@ from worker.clients.x.errors import (
     XForbidden,
     XNetworkError,
     XNotFound,
+    XNotSent,
     XRateLimited,
     XReplyNotAllowed,
     XServerError,
@@ -44,7 +49,9 @@ from worker.clients.x.shapes import (
     MentionsPage,
     OwnTimeline,
     RateLimit,
+    TimelinePage,
     TweetMetrics,
+    UrlEntity,
     XTweet,
     XUsage,
     XUser,
@@ -67,7 +74,9 @@ __all__ = [
     "MentionsPage",
     "OwnTimeline",
     "RateLimit",
+    "TimelinePage",
     "TweetMetrics",
+    "UrlEntity",
     "XAuthError",
     "XBadRequest",
     "XCapabilityRefused",
@@ -78,6 +87,7 @@ __all__ = [
     "XForbidden",
     "XNetworkError",
     "XNotFound",
+    "XNotSent",
     "XRateLimited",
     "XReplyNotAllowed",
     "XServerError",

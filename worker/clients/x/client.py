@@ -1,10 +1,16 @@
-"""XClient: the calls chirpbase makes on X, async, on top of tweepy (see the package docstring)."""
+"""XClient: the calls chirpbase makes on X, async, on top of tweepy (see the package docstring).
+
+Longer than 600 lines because it is one class, a method per X endpoint, and the methods share
+its error mapping, rate-limit bookkeeping and retry rules: split across modules they would
+reach into each other's private state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,6 +33,7 @@ from worker.clients.x.errors import (
     XAuthError,
     XBadRequest,
     XError,
+    XNotSent,
     error_from_errors,
     error_from_network,
     error_from_response,
@@ -38,6 +45,7 @@ from worker.clients.x.shapes import (
     MentionsPage,
     OwnTimeline,
     RateLimit,
+    TimelinePage,
     TweetMetrics,
     XTweet,
     XUsage,
@@ -72,6 +80,7 @@ _TWEET_FIELDS = (
     "entities",  # mentions: tells a mention of the account from other posts in a thread
     "note_tweet",  # the full text of a post longer than 280 characters
     "lang",  # which posts get a reply draft (configs.conversation.languages)
+    "attachments",  # media keys: a post with media has X's media link appended to its text
 )
 
 
@@ -132,6 +141,8 @@ class XClient:
         self._read_attempts = max(1, read_attempts)
         self._retry_max_wait = retry_max_wait
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="x-api")
+        self._call_s = connect_timeout + timeout  # the longest a call can take to fail
+        self._write_deadline: float | None = None
         # tweepy derives the account id from the access token's "<user id>-..." prefix
         self._token_user_id = access_token.partition("-")[0]
 
@@ -210,6 +221,46 @@ class XClient:
             with contextlib.suppress(Exception):  # an observer must never break a call
                 self._on_rate_limit(name, seen)
 
+    # --- shutdown ----------------------------------------------------------------------------
+
+    @property
+    def call_timeout_s(self) -> float:
+        """Connect plus read timeout: how long a call can take before it fails."""
+        return self._call_s
+
+    def refuse_writes_after(self, deadline: float | None) -> None:
+        """From now on, start no write that could not end by ``deadline`` (``time.monotonic``);
+        such calls raise :class:`XNotSent`. None lifts the limit."""
+        self._write_deadline = deadline
+
+    def _check_write_allowed(self, endpoint: str) -> None:
+        deadline = self._write_deadline
+        if deadline is not None and time.monotonic() + self._call_s > deadline:
+            raise XNotSent(
+                f"{endpoint}: not sent, the worker is stopping and the call could not end in time",
+                endpoint=endpoint,
+            )
+
+    async def _write(self, fn: Callable[[], T]) -> T:
+        """Run a write in its thread; a cancellation waits for it to end, then returns its result.
+
+        Once a request is on its way to X, abandoning it would leave its effect unknown to
+        everyone: the job would be handed back while the post may still be created. So the
+        call is always seen through (it ends within the timeouts), and the caller gets its
+        outcome and records it; the cancellation is then dropped for this task."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        cancelled = False
+        while not future.done():
+            try:
+                await asyncio.wait([future])  # a cancelled wait leaves the call running
+            except asyncio.CancelledError:
+                cancelled = True  # see the call through, then carry on with its outcome
+        if cancelled:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        return future.result()
+
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _run(self, endpoint: str, fn: Callable[[], T], *, read: bool) -> T:
@@ -217,7 +268,10 @@ class XClient:
 
         async def once() -> T:
             try:
-                return await loop.run_in_executor(self._executor, fn)
+                if read:
+                    return await loop.run_in_executor(self._executor, fn)
+                self._check_write_allowed(endpoint)
+                return await self._write(fn)
             except XError:
                 raise
             except tweepy.errors.HTTPException as exc:
@@ -283,7 +337,7 @@ class XClient:
         validate: bool = True,
     ) -> XTweet:
         """Create a tweet (``POST /2/tweets``). Never retried here: on XTimeout/XNetworkError/
-        XServerError the tweet may exist; reconcile (``recent_tweets``) before posting again.
+        XServerError the tweet may exist; reconcile (``timeline_page``) before posting again.
         XDuplicate means X already has it.
 
         A thin call on tweepy's session (tweepy's ``create_tweet`` has no ``made_with_ai``, the
@@ -398,27 +452,37 @@ class XClient:
             found.extend(parse_tweets(body)[0])
         return found
 
-    async def recent_tweets(
+    async def timeline_page(
         self,
         user_id: str,
-        max_results: int = 100,
         *,
+        max_results: int = 100,
+        pagination_token: str | None = None,
+        start_time: datetime | None = None,
         since_id: str | None = None,
         until_id: str | None = None,
-    ) -> list[XTweet]:
-        """The account's latest tweets (older than ``until_id``, to page back), newest first
-        (one page; for reconciliation)."""
+    ) -> TimelinePage:
+        """One page of ``user_id``'s posts, newest first (``GET /2/users/:id/tweets``).
+
+        Pages may be short or empty and still carry ``next_token``: only its absence ends the
+        timeline. ``start_time`` (second granularity, inclusive) bounds it to posts from then.
+        A post just created can be missing from it for a while (the timeline is eventually
+        consistent); a lookup by id is not."""
         call = partial(
             self._client.get_users_tweets,
             str(user_id),
             max_results=max(5, min(100, max_results)),
+            pagination_token=pagination_token,
+            start_time=start_time,
             since_id=since_id,
             until_id=until_id,
             tweet_fields=list(_TWEET_FIELDS),
             user_auth=True,
         )
         body = await self._run("users_tweets", call, read=True)
-        return parse_tweets(body)[0][:max_results]
+        meta = body.get("meta") if isinstance(body, dict) else None
+        token = meta.get("next_token") if isinstance(meta, dict) else None
+        return TimelinePage(parse_tweets(body)[0], str(token) if token else None)
 
     async def lookup_tweets(self, ids: Iterable[str], *, private: bool = True) -> LookupResult:
         """Metrics of ``ids`` in batches of 100. With ``private``, non-public and organic
@@ -459,6 +523,7 @@ class XClient:
         *,
         max_results: int = 100,
         max_pages: int = 4,
+        max_posts: int | None = None,
     ) -> OwnTimeline:
         """The account's own posts created after ``since`` with their public metrics, newest
         first, from ``GET /2/users/:id/tweets`` (an owned read: $0.001 a post instead of a
@@ -467,17 +532,22 @@ class XClient:
         Pages are followed until one reaches past ``since``, X has no next page, or
         ``max_pages`` were read. A page may be short or empty and still carry a next token
         (X's timelines do this): only the timestamps decide. ``served_ids`` are every post X
-        returned (each is billed), ``metrics`` only those after ``since``."""
+        returned (each is billed), ``metrics`` only those after ``since``. ``max_posts`` bounds
+        what is served in all (what the caller reserved): no page asks for more than is left."""
         metrics: list[TweetMetrics] = []
         served: list[str] = []
         token: str | None = None
         reached = False
         pages = 0
-        for pages in range(1, max_pages + 1):  # noqa: B007 - the count is returned
+        for pages in range(1, max_pages + 1):
+            left = max_results if max_posts is None else min(max_results, max_posts - len(served))
+            if left < 5:  # X's smallest page: asking would bill more than was reserved
+                pages -= 1
+                break
             call = partial(
                 self._client.get_users_tweets,
                 str(user_id),
-                max_results=max(5, min(100, max_results)),
+                max_results=max(5, min(100, left)),
                 pagination_token=token,
                 tweet_fields=["created_at", "public_metrics"],
                 user_auth=True,

@@ -95,6 +95,11 @@ class XDuplicate(XError):
     """403 duplicate content: X already has this exact tweet, i.e. it was posted."""
 
 
+class XNotSent(XError):
+    """A write chirpbase did not send: the worker is shutting down and the call could not end
+    before its grace period does. X certainly did nothing."""
+
+
 class XServerError(XError):
     """5xx from X. For a write, the effect is unknown."""
 

@@ -52,6 +52,19 @@ class XUser:
     followers_count: int | None = None
 
 
+@dataclass(frozen=True)
+class UrlEntity:
+    """One ``entities.urls`` item: a t.co link in a post's text and what it stands for.
+
+    X wraps every link in t.co and appends one for a post's media; ``media_key`` marks that
+    media link (openapi.json ``PostEntities.urls``)."""
+
+    url: str
+    expanded_url: str | None = None
+    display_url: str | None = None
+    media_key: str | None = None
+
+
 @dataclass  # not frozen: satisfies worker.conversation.mentions.MentionLike (plain attributes)
 class XTweet:
     id: str
@@ -69,6 +82,16 @@ class XTweet:
     note_text: str | None = None  # ``note_tweet.text``: the whole text of a long post
     mentioned_user_ids: tuple[str, ...] = ()  # ``entities.mentions`` (and the note's) ids
     lang: str | None = None  # X's language tag (BCP 47; "und" when X could not tell)
+    urls: tuple[UrlEntity, ...] = ()  # ``entities.urls`` of ``text``
+    media_keys: tuple[str, ...] = ()  # ``attachments.media_keys``
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    """One page of a timeline; only a missing ``next_token`` ends it (pages may be short)."""
+
+    tweets: list[XTweet]
+    next_token: str | None
 
 
 @dataclass(frozen=True)
@@ -236,6 +259,25 @@ def _mention_ids(entities: Any) -> list[str]:
     ]
 
 
+def _url_entities(entities: Any) -> tuple[UrlEntity, ...]:
+    urls = entities.get("urls") if isinstance(entities, dict) else None
+    return tuple(
+        UrlEntity(
+            url=u["url"],
+            expanded_url=_str_or_none(u.get("expanded_url")),
+            display_url=_str_or_none(u.get("display_url")),
+            media_key=_str_or_none(u.get("media_key")),
+        )
+        for u in (urls if isinstance(urls, list) else [])
+        if isinstance(u, dict) and isinstance(u.get("url"), str) and u["url"]
+    )
+
+
+def _media_keys(attachments: Any) -> tuple[str, ...]:
+    keys = attachments.get("media_keys") if isinstance(attachments, dict) else None
+    return tuple(str(k) for k in (keys if isinstance(keys, list) else []) if _str_or_none(k))
+
+
 def _tweet(item: dict[str, Any], users: dict[str, XUser]) -> XTweet:
     raw_refs = item.get("referenced_tweets")
     refs = tuple(
@@ -267,6 +309,8 @@ def _tweet(item: dict[str, Any], users: dict[str, XUser]) -> XTweet:
         note_text=note_text,
         mentioned_user_ids=tuple(dict.fromkeys(mentioned)),
         lang=item.get("lang") if isinstance(item.get("lang"), str) else None,
+        urls=_url_entities(item.get("entities")),
+        media_keys=_media_keys(item.get("attachments")),
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from worker.logs import redact
+from worker.logs import redact, redact_value, set_secrets
 
 if TYPE_CHECKING:
     from worker.ops.operator import Operator
@@ -59,7 +59,7 @@ def load_settings():  # type: ignore[no-untyped-def]
     from worker.settings import Settings
 
     try:
-        return Settings()  # type: ignore[call-arg]
+        settings = Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
         err.print(
             "[bold red]configuration error[/]: fix these environment variables (see .env.example):"
@@ -69,6 +69,8 @@ def load_settings():  # type: ignore[no-untyped-def]
             msg = "missing" if e["type"] == "missing" else e["msg"]
             err.print(f"  {name}: {msg}")
         raise typer.Exit(EXIT_CONFIG) from None
+    set_secrets(settings.secret_values())  # whatever the command prints is redacted
+    return settings
 
 
 def database_url(url: str | None) -> str:
@@ -116,8 +118,9 @@ def json_default(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    """JSON on stdout, unwrapped (never through rich, which would wrap long lines)."""
-    typer.echo(json.dumps(value, indent=2, default=json_default))
+    """JSON on stdout, unwrapped (never through rich, which would wrap long lines). Every string
+    in it is redacted before it is serialized (an escaped secret would slip past the text)."""
+    typer.echo(redact(json.dumps(redact_value(value), indent=2, default=json_default)))
 
 
 def fail(message: str, code: int) -> NoReturn:
