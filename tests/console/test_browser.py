@@ -254,7 +254,7 @@ async def _text_is(locator: Any, expected: str) -> bool:
 async def test_reply_drafts_in_the_inbox(page: Any, console_run: ConsoleRun) -> None:
     """Mentions become reply drafts that arrive in the open inbox, showing the post they answer;
     one is edited and approved (one reply on X, under the mention, with the edited text), the
-    other rejected (no reply, ever: one reply per interaction)."""
+    other given new text, saved, then rejected (no reply, ever: one reply per interaction)."""
     run, conn, base, x = console_run, console_run.conn, console_run.base, console_run.stack.x
     run.stack.openai.set_chat_responder(replier)
     conn.execute("update public.x_account set user_id = %s where id = 1", (x.me.id,))
@@ -310,7 +310,17 @@ async def test_reply_drafts_in_the_inbox(page: Any, console_run: ConsoleRun) -> 
     await wait_for(lambda: draft_for(question.id)["status"] == "posted", timeout=10)
     assert draft_for(question.id)["tweet_id"] == reply.id
 
+    # Save new text for the other draft (it stays in the inbox), then reject it after all.
     other = page.locator(f"#item-reply-{second['id']}")
+    kinder = "Postgres queues are a fine fit for many teams; what would you use instead?"
+    await other.get_by_label("Text").fill(kinder)
+    await other.get_by_role("button", name="Save text").click()
+    await page.get_by_text(f"Saved the new text of reply {second['id']}.").wait_for(
+        state="attached"
+    )  # announced to screen readers
+    saved = draft_for(heckle.id)
+    assert (saved["status"], saved["content"]) == ("awaiting_approval", kinder)
+    assert saved["edited_at"] is not None
     await other.get_by_role("button", name="Reject").click()
     await other.wait_for(state="detached")
     assert draft_for(heckle.id)["status"] == "rejected"
