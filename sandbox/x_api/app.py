@@ -763,8 +763,9 @@ async def user_tweets(request: web.Request) -> web.Response:
     return _timeline(request, timeline.visible(state, candidates), owner_id=user_id)
 
 
-async def lookup(request: web.Request) -> web.Response:
-    state = _state(request)
+def _ids_param(request: web.Request) -> list[str] | web.Response:
+    """The ``ids`` query parameter of a lookup: 1 to 100 numeric ids, else X's 400 answer
+    (openapi.json ``/2/tweets`` and ``/2/users``: ids, minItems 1, maxItems 100)."""
     raw = request.query.get("ids")
     if not raw:
         return invalid_request(
@@ -778,11 +779,17 @@ async def lookup(request: web.Request) -> web.Response:
             f"The number of values in the `ids` query parameter list [{len(ids)}] "
             "is not between 1 and 100",
         )
-    for tweet_id in ids:
-        if not tweet_id.isdigit():
-            return _param_error(
-                "ids", tweet_id, f"The `ids` query parameter value [{tweet_id}] is not valid"
-            )
+    for one in ids:
+        if not one.isdigit():
+            return _param_error("ids", one, f"The `ids` query parameter value [{one}] is not valid")
+    return ids
+
+
+async def lookup(request: web.Request) -> web.Response:
+    state = _state(request)
+    ids = _ids_param(request)
+    if isinstance(ids, web.Response):
+        return ids
     fields = _fields(request, "tweet.fields")
     data = []
     errors: list[dict[str, Any]] = []
@@ -819,24 +826,9 @@ async def users_lookup(request: web.Request) -> web.Response:
     """``GET /2/users?ids=`` (1 to 100 ids): users found in ``data``, the others as
     resource-not-found errors. A User: Read each, once a UTC day (billing.py)."""
     state = _state(request)
-    raw = request.query.get("ids")
-    if not raw:
-        return invalid_request(
-            [{"parameters": {"ids": []}, "message": "The `ids` query parameter can not be empty"}]
-        )
-    ids = raw.split(",")
-    if len(ids) > 100:
-        return _param_error(
-            "ids",
-            raw,
-            f"The number of values in the `ids` query parameter list [{len(ids)}] "
-            "is not between 1 and 100",
-        )
-    for user_id in ids:
-        if not user_id.isdigit():
-            return _param_error(
-                "ids", user_id, f"The `ids` query parameter value [{user_id}] is not valid"
-            )
+    ids = _ids_param(request)
+    if isinstance(ids, web.Response):
+        return ids
     fields = _fields(request, "user.fields")
     data = []
     errors = []

@@ -22,6 +22,7 @@ before the call and recorded by operation after it. Generated images go out with
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -293,8 +294,8 @@ async def _post(
     if not held:
         raise LeaseLost(f"job {ctx.job.id}: lease lost before the post was sent")
 
-    def not_created(reason: str) -> Any:
-        return _not_created(
+    async def not_created(reason: str) -> None:
+        await _not_created(
             ctx, row["id"], carried_over=carried_over, previous=previous, reason=reason
         )
 
@@ -308,18 +309,8 @@ async def _post(
         )
     except XDuplicate:
         return await _duplicate(ctx, row, operation)
-    except XNotSent:
-        await not_created("worker stopped")
-        raise Snooze(datetime.now(UTC), "not sent: the worker is stopping") from None
-    except XRateLimited as exc:
-        await not_created("waiting for X's rate limit")
-        raise rate_limit_snooze("tweets", exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        await not_created("X usage cap reached")
-        raise await usage_capped(ctx, "posts") from None
-    except XCreditsExhausted:
-        await not_created("X credits exhausted (402)")
-        raise await credits_exhausted(ctx, "posts") from None
+    except _WAITS as exc:
+        raise await _wait_for_x(ctx, exc, "tweets", not_created) from None
     except XReplyNotAllowed as exc:
         # Refused before anything was created; reconciliation found nothing from earlier calls.
         reason = f"X refused the reply (the post did not summon the account): {exc}"
@@ -380,6 +371,30 @@ async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> di
     raise GiveUp(reason)
 
 
+# X's answers that created nothing and mean "not now": the job waits, no attempt spent.
+_WAITS = (XNotSent, XRateLimited, XUsageCapped, XCreditsExhausted)
+
+
+async def _wait_for_x(
+    ctx: JobContext,
+    exc: Exception,
+    endpoint: str,
+    not_created: Callable[[str], Awaitable[None]],
+) -> Exception:
+    """Settle the row for one of `_WAITS` (through `not_created`) and return the wait."""
+    if isinstance(exc, XRateLimited):
+        await not_created(f"waiting for X's rate limit ({endpoint})")
+        return rate_limit_snooze(endpoint, exc.reset_at, daily=exc.daily)
+    if isinstance(exc, XUsageCapped):
+        await not_created("X usage cap reached")
+        return await usage_capped(ctx, "posts")
+    if isinstance(exc, XCreditsExhausted):
+        await not_created("X credits exhausted (402)")
+        return await credits_exhausted(ctx, "posts")
+    await not_created("worker stopped")
+    return Snooze(datetime.now(UTC), "not sent: the worker is stopping")
+
+
 async def _upload_image(ctx: JobContext, row: dict[str, Any], *, carried_over: bool) -> str | None:
     """`_attach_image`, with its failures mapped: the post has not been sent yet, so whatever
     happened to the upload, X created no post on this attempt."""
@@ -391,18 +406,8 @@ async def _upload_image(ctx: JobContext, row: dict[str, Any], *, carried_over: b
 
     try:
         return await _attach_image(ctx, row)
-    except XNotSent:
-        await not_created("worker stopped")
-        raise Snooze(datetime.now(UTC), "not sent: the worker is stopping") from None
-    except XRateLimited as exc:
-        await not_created("waiting for X's media rate limit")
-        raise rate_limit_snooze("media_upload", exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        await not_created("X usage cap reached")
-        raise await usage_capped(ctx, "posts") from None
-    except XCreditsExhausted:
-        await not_created("X credits exhausted (402)")
-        raise await credits_exhausted(ctx, "posts") from None
+    except _WAITS as exc:
+        raise await _wait_for_x(ctx, exc, "media_upload", not_created) from None
     except XBadRequest as exc:
         await _give_back(ctx, row["id"], refund=True, fail=f"X refused the image: {exc}")
         raise GiveUp(f"X refused the image: {exc}") from None
