@@ -20,7 +20,7 @@ import pytest
 from sandbox.stack import SandboxStack
 from sandbox.x_api import CREATE_TWEET, USER_TWEETS
 from tests.e2e.test_reply_drafts import enable
-from tests.e2e.test_x_crash import one, worker_process
+from tests.e2e.test_x_crash import one, reap_now, worker_process
 from tests.waiting import wait_for
 
 TEXT = "Short answer: a partial index on the queued rows keeps the claim fast."
@@ -69,12 +69,7 @@ async def test_kill_9_while_posting_an_approved_reply_still_ends_with_one_reply(
         "status": "approved"
     }
 
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(
-            "update public.jobs set locked_until = now() - interval '1 second' where id = %s",
-            (job_id,),
-        )
-    assert conn.execute("select public.reap_expired_leases()").fetchone() == (1,)
+    reap_now(conn, admin_dsn, job_id)
 
     second_log = tmp_path / "worker-2.log"
     with worker_process(stack, dsn, "reply-crash-2", second_log) as proc:
