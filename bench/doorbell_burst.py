@@ -3,7 +3,7 @@
     uv run python -m bench.doorbell_burst [--jobs 1000] [--workers 3] [--bursts 5]
 
 SANDBOX. A scratch database (bootstrap + migrations: `jobs` is in the `supabase_realtime`
-publication), the Realtime stand-in (sandbox/realtime.py, fed from the database by logical
+publication), the Realtime stand-in (sandbox/realtime/, fed from the database by logical
 decoding with wal2json) served in this process, and W worker doorbells, each in its own process
 as worker replicas are: `worker.runtime.doorbell.Doorbell` through the real realtime-py client,
 exactly as the worker constructs it, counting the `jobs` rings it gets.

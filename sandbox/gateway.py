@@ -7,8 +7,8 @@ stand-ins, so the real supabase client works unchanged with
     SUPABASE_URL=http://127.0.0.1:<port>
     SUPABASE_KEY=<sandbox.keys.SERVICE_ROLE_KEY>
 
-* `/realtime/v1/websocket`: the Realtime stand-in (`sandbox/realtime.py`).
-* `/storage/v1/...`: the Storage stand-in (`sandbox/storage.py`), mounted when that module is
+* `/realtime/v1/websocket`: the Realtime stand-in (`sandbox/realtime/`).
+* `/storage/v1/...`: the Storage stand-in (`sandbox/storage/`), mounted when that package is
   present (imported lazily).
 * `/health`: which services are mounted and whether Realtime's change feed is reading.
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-import sandbox.openai_api
+import sandbox.openai_api.media
 from sandbox.openai_api import RunningServer
 from tests.generation.helpers import (
     jobs_for,
@@ -92,7 +92,8 @@ async def test_odd_image_from_the_model_comes_out_within_x_limits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     raw = ODD_IMAGES[kind]()
-    monkeypatch.setattr(sandbox.openai_api, "render_image", lambda *a, **k: raw)
+    # The images endpoint (sandbox.openai_api.media) draws with the render_image it imported.
+    monkeypatch.setattr(sandbox.openai_api.media, "render_image", lambda *a, **k: raw)
     openai_server.state.queue_chat(TEXT)
     row_id = schedule(conn, "shipping", with_image=True)
 
@@ -128,7 +129,7 @@ async def test_unusable_image_is_drawn_again_from_the_models_prompt(
             return b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10
         return real(prompt, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sandbox.openai_api, "render_image", first_broken)
+    monkeypatch.setattr(sandbox.openai_api.media, "render_image", first_broken)
     openai_server.state.queue_chat(
         {"text": TEXT, "alt_text": "A paper boat on a calm river.", "image_prompt": "a paper boat"}
     )
