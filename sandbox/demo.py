@@ -6,8 +6,10 @@ stand-ins for X, OpenAI, Supabase Realtime and Storage. Nothing is sent to the r
 The demo resets chirpbase's tables in the local `postgres` database, loads three weeks of
 clearly labelled simulated history (so the report has something to show), starts a worker
 with its Realtime doorbell, schedules a written tweet and a generated one with an image, a
-thread and a poll, lets people reply and vote and engagement grow on the X stand-in, and ends with the report. The worker
-serves the operator console meanwhile (its URL and a fresh sandbox password are printed).
+thread and a poll, lets people reply and vote and engagement grow on the X stand-in, has a
+reply drafted for the person who mentioned the account, approved (as `chirpbase replies
+approve` does) and posted under their post, and ends with the report. The worker serves the
+operator console meanwhile (its URL and a fresh sandbox password are printed).
 
 `python -m sandbox.demo --console` (`make console`) tells the same story, then keeps the
 sandbox, the worker and the console running with drafts awaiting approval and a week of posts
@@ -43,12 +45,14 @@ from sandbox.stack import SandboxStack
 from worker.console import console_mount
 from worker.console.auth import hash_password
 from worker.logs import setup_logging
+from worker.ops.operator import Operator
 from worker.runtime.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "postgres"  # the database pg_cron runs in, as on Supabase
 CHIRPBASE_TABLES = (
-    "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts, polls"
+    "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts, polls, "
+    "reply_drafts, reply_opt_outs, x_users"
 )
 REPLIERS = [
     ("ada_writes", "This is exactly the Postgres trick I needed today, thanks!"),
@@ -79,10 +83,49 @@ TEMPLATES = (
 
 _TURNS = itertools.count()
 
+MENTION = ("curious_cat", "@chirpbase_bot what stack is this running on?")
+#: Reply drafts by what the post says (first match), each phrased differently (the drafts pass
+#: the near-duplicate check against the account's recent replies).
+ANSWERS = (
+    (
+        "what stack",
+        "Postgres is the control plane: pg_cron queues the jobs, a Python worker "
+        "runs them, and Supabase Realtime wakes it within a second.",
+    ),
+    (
+        "million finished",
+        "It does: finished jobs leave the partial index, so the claim query "
+        "only ever sees the work still waiting.",
+    ),
+    (
+        "skip locked",
+        "Agreed, and they need no extra service: the queue is one table you can query.",
+    ),
+    (
+        "illustration",
+        "Thank you! The image is generated, fitted to X's limits and labelled as made with AI.",
+    ),
+    ("ありがとう", "ありがとうございます！お役に立ててうれしいです。"),
+)
+
+
+def _reply_writer(request: ChatRequest) -> Any:
+    """Answer reply prompts (worker/conversation/drafting.py) about the post they quote."""
+    lines = request.user.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Answer this post by"))
+    post = lines[start + 1].lower()
+    for key, text in ANSWERS:
+        if key in post:
+            return {"text": text}
+    return {"text": f"Thanks for reading, and for writing back ({next(_TURNS)})."}
+
 
 def _tweet_writer(request: ChatRequest) -> Any:
     """Answer generation prompts like a model would: on topic, in character, within limits,
-    a different phrasing per topic (so drafts pass the near-duplicate check)."""
+    a different phrasing per topic (so drafts pass the near-duplicate check); reply prompts
+    get a reply."""
+    if "Answer this post by" in request.user:
+        return _reply_writer(request)
     topic = "Postgres"
     for line in request.user.splitlines():
         if line.lower().startswith("topic:"):
@@ -194,12 +237,23 @@ def render(conn: psycopg.Connection, timeline: Timeline, worker: Worker) -> Grou
         )
 
     replies = Table(title="replies and mentions", expand=True)
-    for col in ("from", "text", "liked"):
+    for col in ("from", "text", "liked", "reply draft"):
         replies.add_column(col)
-    for author, content, liked in conn.execute(
-        "select coalesce('@' || author_username, author_id), content, liked from public.replies order by id"
+    for author, content, liked, draft in conn.execute(
+        "select coalesce('@' || r.author_username, r.author_id), r.content, r.liked, d.status"
+        " from public.replies r left join public.reply_drafts d on d.reply_id = r.reply_id"
+        " order by r.id"
     ):
-        replies.add_row(author, Text(content[:50]), "[green]♥ liked[/]" if liked else "…")
+        replies.add_row(
+            author,
+            Text(content[:50]),
+            "[green]♥ liked[/]" if liked else "…",
+            ""
+            if draft is None
+            else "[green]replied[/]"
+            if draft == "posted"
+            else draft.replace("_", " "),
+        )
 
     status = worker_line(worker)
     log = Text.from_markup("\n".join(timeline.events[-9:]) or "starting…")
@@ -316,6 +370,63 @@ def add_console_material(conn: psycopg.Connection) -> None:
             )
 
 
+def enable_conversation(conn: psycopg.Connection, timeline: Timeline) -> None:
+    conn.execute(
+        "update public.configs set value = value || '{\"enabled\": true}'"
+        " where key = 'conversation'"
+    )
+    timeline.add("conversation enabled: posts that summon the account get reply drafts")
+
+
+async def reply_to_a_mention(
+    conn: psycopg.Connection,
+    dsn: str,
+    stack: SandboxStack,
+    mention_id: str,
+    timeline: Timeline,
+    refresh: Callable[[], None],
+) -> None:
+    """The mention's reply draft (written by the worker when the poll stored the mention),
+    approved as `chirpbase replies approve` does, then posted once under the mention."""
+
+    def draft() -> tuple[Any, ...] | None:
+        return conn.execute(
+            "select id, status, content, created_at, tweet_id from public.reply_drafts"
+            " where reply_id = %s",
+            (mention_id,),
+        ).fetchone()
+
+    if not await wait_until(lambda: draft() is not None, 20, refresh):
+        timeline.add("[red]no reply draft for the mention[/]")
+        return
+    draft_id, _status, content, _at, _ = draft()  # type: ignore[misc]
+    waiting = conn.execute(
+        "select count(*) from public.reply_drafts where status = 'awaiting_approval'"
+    ).fetchone()
+    timeline.add(
+        f"reply draft #{draft_id} for @{MENTION[0]} awaits approval "
+        f"({waiting[0] if waiting else 0} drafts in all, one per post that summoned the account)"
+    )
+    timeline.add(f"  “{content[:90]}{'…' if len(content) > 90 else ''}”")
+    await wait_until(lambda: False, PACE_S, refresh)
+    with Operator.connect(dsn) as op:
+        op.approve_reply(draft_id)
+    timeline.add(f"operator approved it: chirpbase replies approve {draft_id}")
+    if not await wait_until(lambda: (draft() or ("",) * 2)[1] == "posted", 20, refresh):
+        row = draft()
+        timeline.add(f"[red]reply draft #{draft_id} is {row[1] if row else 'gone'}[/]")
+        return
+    (reply,) = [
+        t
+        for t in stack.x.posted_tweets()
+        if {"type": "replied_to", "id": mention_id} in (t.referenced_tweets or [])
+    ]
+    timeline.add(
+        f"reply posted under @{MENTION[0]}'s post ({reply.text[:40]}…), once, "
+        "billed as a summoned reply"
+    )
+
+
 async def run_demo(keep_console: bool = False) -> Path:
     console = Console()
     console.print(SANDBOX_BANNER)
@@ -406,9 +517,10 @@ async def run_demo(keep_console: bool = False) -> Path:
                 if not any(u.username == username for u in stack.x.users.values()):
                     stack.x.add_user(username)
                 stack.x.add_reply(username, ours[i % len(ours)].id, text)
-            stack.x.add_user("curious_cat")
-            stack.x.add_mention("curious_cat", "@chirpbase_bot what stack is this running on?")
+            stack.x.add_user(MENTION[0])
+            mention = stack.x.add_mention(*MENTION)
             timeline.add(f"{len(REPLIERS)} people replied and 1 mentioned the bot on X")
+            enable_conversation(conn, timeline)
             one("select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5, 'demo-poll-1')")
             timeline.add("poll_mentions queued (pg_cron does this every minute)")
             await wait_until(
@@ -431,6 +543,7 @@ async def run_demo(keep_console: bool = False) -> Path:
                 liked = one("select count(*) from public.replies where liked")[0]
                 timeline.add(f"{liked} replies and mentions liked")
             await wait_until(lambda: False, PACE_S, refresh)
+            await reply_to_a_mention(conn, dsn, stack, mention.id, timeline, refresh)
 
             rng = random.Random(3)
             for round_no in range(1, 4):

@@ -366,6 +366,8 @@ def _render_tweet(
         data.setdefault("attachments", {})["poll_ids"] = list(poll_ids)
     if "entities" in fields and (entities := _entities(tweet.mentions, tweet.urls)):
         data["entities"] = entities
+    if "lang" in fields:
+        data["lang"] = tweet.lang
     if "note_tweet" in fields and tweet.note_text is not None:
         note: dict[str, Any] = {"text": tweet.note_text}
         if note_entities := _entities(tweet.note_mentions, tweet.note_urls):
@@ -691,6 +693,15 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         summoned_reply = parent.author_id != state.me.id and state.summoned_by(parent)
         if access.self_serve(state.access_tier) and not state.summoned_by(parent):
             return _json(access.not_summoned(), 403)
+        excluded = reply.get("exclude_reply_user_ids") or []
+        if not isinstance(excluded, list):
+            return _param_error(
+                "reply.exclude_reply_user_ids", str(excluded), "must be a list of user ids"
+            )
+        # X puts the replied-to handles before the text (state.reply_handles).
+        handles = state.reply_handles(state.me.id, parent, {str(u) for u in excluded})
+        if handles:
+            text = " ".join(f"@{h}" for h in handles) + " " + text
     # X's duplicate check is on the text as sent (what it stores is rewritten: t.co links ...).
     sent = unicodedata.normalize("NFC", text)
     for tweet in state.posted_tweets():
@@ -705,6 +716,7 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         media_keys=media_keys,
         quote_of=str(quoted) if quoted is not None else None,
         made_with_ai=body.get("made_with_ai") is True,
+        lang=state.detect_lang(text),
     )
     if poll is not None:
         state.polls.create(tweet.id, poll["options"], poll["duration_minutes"])
@@ -1007,18 +1019,24 @@ async def sandbox_add_user(request: web.Request) -> web.Response:
     body = await _control_body(request)
     try:
         user = _state(request).add_user(
-            body["username"], name=body.get("name"), user_id=body.get("id")
+            body["username"],
+            name=body.get("name"),
+            user_id=body.get("id"),
+            followers=int(body.get("followers", 0)),
         )
     except (KeyError, ValueError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    return _json(user.to_json({"created_at"}), 201)
+    return _json(user.to_json({"created_at", "public_metrics"}), 201)
 
 
 async def sandbox_add_mention(request: web.Request) -> web.Response:
     body = await _control_body(request)
     try:
         tweet = _state(request).add_mention(
-            str(body["author"]), body.get("text"), in_reply_to=body.get("in_reply_to")
+            str(body["author"]),
+            body.get("text"),
+            in_reply_to=body.get("in_reply_to"),
+            lang=str(body.get("lang", "en")),
         )
     except KeyError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None

@@ -31,6 +31,15 @@ from worker.db import Params, query
 from worker.logs import redact
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled", "skipped")
+REPLY_DRAFT_STATUSES = (
+    "awaiting_approval",
+    "approved",
+    "posted",
+    "failed",
+    "rejected",
+    "expired",
+    "cancelled",
+)
 ScheduledAction = Literal["approved", "rejected", "cancelled"]
 
 
@@ -348,6 +357,66 @@ class Operator:
             raise NotFound(f"no scheduled tweet with id {tweet_id}")
         return row
 
+    # -- reply drafts ----------------------------------------------------------------------
+    def reply_drafts(self, status: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Reply drafts, newest first, with the post each answers."""
+        if status is not None and status not in REPLY_DRAFT_STATUSES:
+            raise Refused(
+                f"unknown reply draft status {status!r}; one of {', '.join(REPLY_DRAFT_STATUSES)}"
+            )
+        return plain(self._fetch("operator_reply_drafts", {"status": status, "limit": limit}))
+
+    def reply_draft(self, draft_id: int) -> dict[str, Any]:
+        row = self._one("operator_reply_draft", {"id": draft_id})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        return plain(row)
+
+    def _reply_text(self, draft_id: int, text: str) -> None:
+        try:
+            validate_tweet_text(text.strip())
+        except TweetTextError as exc:
+            raise Refused(f"reply draft {draft_id}: {exc}") from None
+
+    def approve_reply(self, draft_id: int, text: str | None = None) -> dict[str, Any]:
+        """Approve a reply draft (with `text` instead of the draft's, when given): it is posted
+        at once as a reply to the post it answers, exactly once (post_tweet). Refused when it
+        expired; repeating an approval without new text is a no-op (`changed: False`)."""
+        if text is not None:
+            self._reply_text(draft_id, text)
+        current = self.reply_draft(draft_id)
+        if current["status"] in ("approved", "posted") and text is None:
+            return {**current, "changed": False}
+        row = self._one("operator_approve_reply_draft", {"id": draft_id, "content": text})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        if row["status"] == "expired":
+            raise Refused(
+                f"reply draft {draft_id} expired at {row['expires_at']:%Y-%m-%d %H:%M} UTC, before "
+                "it was approved (configs.conversation.expire_after_minutes); it will not be posted"
+            )
+        return {**plain(row), "changed": True}
+
+    def edit_reply(self, draft_id: int, text: str) -> dict[str, Any]:
+        """New text for a reply draft awaiting approval (then approve or reject it)."""
+        self._reply_text(draft_id, text)
+        self.reply_draft(draft_id)
+        row = self._one("operator_edit_reply_draft", {"id": draft_id, "content": text})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        return plain(row)
+
+    def reject_reply(self, draft_id: int) -> dict[str, Any]:
+        """Reject a reply draft awaiting approval: it is never posted (the post stays answered:
+        one reply per interaction)."""
+        current = self.reply_draft(draft_id)
+        if current["status"] == "rejected":
+            return {**current, "changed": False}
+        row = self._one("operator_reject_reply_draft", {"id": draft_id})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        return {**plain(row), "changed": True}
+
     # -- jobs ------------------------------------------------------------------------------
     def job_kinds(self) -> list[str]:
         return [r["kind"] for r in self._fetch("operator_job_kinds")]
@@ -434,8 +503,8 @@ class Operator:
 
     # -- what awaits a person, what is planned, what happened -----------------------------
     def inbox(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """Items awaiting a person's decision (generated tweets awaiting approval), oldest
-        first, with how many there are in all."""
+        """Items awaiting a person's decision (generated tweets awaiting approval, reply drafts),
+        soonest due first, with how many there are in all."""
         state = self._one("operator_inbox_state") or {}
         items = self._fetch("operator_inbox", {"limit": limit, "offset": max(0, offset)})
         return plain({"items": items, "total": int(state.get("waiting") or 0)})

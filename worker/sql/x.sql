@@ -84,12 +84,13 @@ select public.release_daily_like(%(reply_id)s);
 with r as (
   select * from jsonb_to_recordset(%(rows)s) as r(reply_id text, original_tweet_id text,
     author_id text, author_username text, content text, created_at timestamptz,
-    conversation_id text, source text)
+    conversation_id text, mentions_account boolean, quoted_tweet_id text, lang text, source text)
 ), ins as (
   insert into public.replies (reply_id, original_tweet_id, author_id, author_username, content,
-                              created_at, conversation_id, source)
+                              created_at, conversation_id, mentions_account, quoted_tweet_id,
+                              lang, source)
   select r.reply_id, r.original_tweet_id, r.author_id, r.author_username, r.content,
-         r.created_at, r.conversation_id, r.source
+         r.created_at, r.conversation_id, r.mentions_account, r.quoted_tweet_id, r.lang, r.source
   from r
   on conflict (reply_id) do nothing
   returning reply_id
@@ -177,10 +178,11 @@ select public.x_capability_available(%(capability)s::text) as available,
 select public.pause_x_capability(%(capability)s::text, %(detail)s::text);
 
 -- name: x_reply_target
--- A reply's target: did it summon the account (a `replies` row: it mentioned or replied to it),
--- or is it the account's own post (a thread)? Either makes the reply allowed on self-serve
--- access (SQL x_summoned_by); only the first is billed at the summoned-reply price.
-select exists (select 1 from public.replies r where r.reply_id = %(tweet_id)s::text) as summoned,
+-- A reply's target: did it summon the account (a `replies` row that mentions it or quotes one
+-- of its posts: SQL x_summoned_reply), or is it the account's own post (a thread)? Either makes
+-- the reply allowed on self-serve access (SQL x_summoned_by); only the first is billed at the
+-- summoned-reply price.
+select public.x_summoned_reply(%(tweet_id)s::text) as summoned,
        exists (select 1 from public.tweets t where t.tweet_id = %(tweet_id)s::text) as own;
 
 -- name: set_cap_reset_day

@@ -55,6 +55,7 @@ from worker.clients.x.shapes import (
     older_names,
     parse_metrics,
     parse_tweets,
+    parse_users,
 )
 from worker.clients.x.transport import (
     ENDPOINT_ALIASES,
@@ -80,6 +81,7 @@ _TWEET_FIELDS = (
     "public_metrics",
     "entities",  # mentions: tells a mention of the account from other posts in a thread
     "note_tweet",  # the full text of a post longer than 280 characters
+    "lang",  # which posts get a reply draft (configs.conversation.languages)
     "attachments",  # media keys: a post with media has X's media link appended to its text
 )
 
@@ -429,28 +431,35 @@ class XClient:
             tweets=tweets, newest_id=newest, users=users, complete=complete, requests=page + 1
         )
 
-    async def users(self, ids: Iterable[str]) -> list[XUser]:
-        """``GET /2/users?ids=...`` (100 a request): who these accounts are. X bills a User: Read
-        ($0.010) per user returned, once a UTC day; unknown ids are left out."""
+    async def users(self, ids: Iterable[str], *, details: bool = False) -> list[XUser]:
+        """``GET /2/users?ids=...`` (100 a request): who these accounts are; with ``details``,
+        since when and how many follow them (``created_at``, ``public_metrics``, for the reply
+        filters). X bills a User: Read ($0.010) per user returned, once a UTC day, whatever the
+        fields; unknown ids are left out."""
         unique = list(dict.fromkeys(str(i) for i in ids))
         found: list[XUser] = []
+        fields = ["username", "name", *(("created_at", "public_metrics") if details else ())]
         for start in range(0, len(unique), _LOOKUP_BATCH):
             call = partial(
                 self._client.get_users,
                 ids=unique[start : start + _LOOKUP_BATCH],
-                user_fields=["username", "name"],
+                user_fields=fields,
                 user_auth=True,
             )
             body = await self._run("users_lookup", call, read=True)
-            for user in body.get("data") or []:
-                if isinstance(user, dict) and user.get("id"):
-                    found.append(
-                        XUser(
-                            id=str(user["id"]),
-                            username=str(user.get("username") or ""),
-                            name=str(user.get("name") or ""),
-                        )
-                    )
+            found.extend(parse_users(body.get("data")))
+        return found
+
+    async def posts(self, ids: Iterable[str]) -> list[XTweet]:
+        """``GET /2/tweets?ids=...`` (100 a request): the posts' text, author, conversation and
+        language, for the context of a reply. A Posts: Read ($0.005) per post returned, once a
+        UTC day; posts X does not return (deleted, protected) are left out. No expansions: an
+        included author would be a User: Read ($0.010) more."""
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        found: list[XTweet] = []
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            body = await self._lookup(unique[start : start + _LOOKUP_BATCH], list(_TWEET_FIELDS))
+            found.extend(parse_tweets(body)[0])
         return found
 
     async def timeline_page(
