@@ -56,6 +56,12 @@ CASES = [
         False,
     ),  # another link
     (
+        "see chirpbase.dev today",
+        0,
+        post(f"see {TCO_A} today", link(TCO_A, "https://chirpbase.dev")),
+        False,
+    ),  # sent with https:// by someone: the same display_url, not the same post
+    (
         "two: a.io and https://b.dev/x",
         0,
         post(

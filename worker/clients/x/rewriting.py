@@ -19,7 +19,8 @@ What X stores and returns is not the text a client sent:
 attachments, to what chirpbase sent (both NFC, whitespace runs as one space). t.co links are
 located by their ``url`` in the text, never by ``start``/``end``: X's docs do not say whether
 those offsets count the escaped text. A link matches the URL as sent, the same URL without the
-``http://`` X adds to a bare domain, or its ``display_url`` when X did not shorten that.
+``http://`` X adds to a bare domain, or (when X gave no ``expanded_url``) its ``display_url``
+when X did not shorten that.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def _link_forms(link: UrlEntity) -> list[str]:
         forms.append(expanded)
         if expanded.lower().startswith("http://"):
             forms.append(expanded[len("http://") :])  # a bare domain: X added the protocol
-    if link.display_url and not link.display_url.endswith("\u2026"):
+    elif link.display_url and not link.display_url.endswith("\u2026"):
+        # Only without an expanded_url: "chirpbase.dev" is the display of a link sent as
+        # "https://chirpbase.dev" too, and would match a post the sender did not write.
         forms.append(link.display_url)
     if not forms:
         forms.append(link.url)  # nothing to expand it with: the t.co link itself
