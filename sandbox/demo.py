@@ -14,6 +14,10 @@ operator console meanwhile (its URL and a fresh sandbox password are printed).
 `python -m sandbox.demo --console` (`make console`) tells the same story, then keeps the
 sandbox, the worker and the console running with drafts awaiting approval and a week of posts
 on the calendar, for a person to try, until Ctrl-C.
+
+Longer than 600 lines because it is one story told in order (each step a short function the
+next one reads on from); its pieces share the timeline, the pacing and the stand-ins, and split
+across modules the story would have to be read in several places at once.
 """
 
 from __future__ import annotations

@@ -8,10 +8,7 @@ triggers and functions keep every rule. This module only translates their refusa
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,34 +93,6 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         raise Refused(f"cannot read time {text!r}; use {TIME_FORMATS_HELP}") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-# -- health ------------------------------------------------------------------------------------
-
-
-def fetch_health(url: str, timeout: float = 2.0) -> dict[str, Any]:
-    """GET a worker's /health. Never raises: an unreachable worker is a state, not an error."""
-    if not url.rstrip("/").endswith("/health"):
-        url = url.rstrip("/") + "/health"
-    if not url.startswith(("http://", "https://")):
-        return {"url": url, "reachable": False, "error": "not an http(s) URL"}
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - checked above
-            return {
-                "url": url,
-                "reachable": True,
-                "http_status": resp.status,
-                "body": json.loads(resp.read() or b"{}"),
-            }
-    except urllib.error.HTTPError as exc:  # 503 still carries the JSON body
-        try:
-            body = json.loads(exc.read() or b"{}")
-        except ValueError:
-            body = {}
-        return {"url": url, "reachable": True, "http_status": exc.code, "body": body}
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return {"url": url, "reachable": False, "error": str(reason)}
 
 
 # -- results -----------------------------------------------------------------------------------
