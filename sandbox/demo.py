@@ -5,13 +5,19 @@ stand-ins for X, OpenAI, Supabase Realtime and Storage. Nothing is sent to the r
 
 The demo resets chirpbase's tables in the local `postgres` database, loads three weeks of
 clearly labelled simulated history (so the report has something to show), starts a worker
-with its Realtime doorbell, schedules a written tweet and a generated one with an image,
-lets people reply and engagement grow on the X stand-in, and ends with the report. The worker
-serves the operator console meanwhile (its URL and a fresh sandbox password are printed).
+with its Realtime doorbell, schedules a written tweet and a generated one with an image, a
+thread and a poll, lets people reply and vote and engagement grow on the X stand-in, has a
+reply drafted for the person who mentioned the account, approved (as `chirpbase replies
+approve` does) and posted under their post, and ends with the report. The worker serves the
+operator console meanwhile (its URL and a fresh sandbox password are printed).
 
 `python -m sandbox.demo --console` (`make console`) tells the same story, then keeps the
 sandbox, the worker and the console running with drafts awaiting approval and a week of posts
 on the calendar, for a person to try, until Ctrl-C.
+
+Longer than 600 lines because it is one story told in order (each step a short function the
+next one reads on from); its pieces share the timeline, the pacing and the stand-ins, and split
+across modules the story would have to be read in several places at once.
 """
 
 from __future__ import annotations
@@ -43,11 +49,15 @@ from sandbox.stack import SandboxStack
 from worker.console import console_mount
 from worker.console.auth import hash_password
 from worker.logs import setup_logging
+from worker.ops.operator import Operator
 from worker.runtime.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "postgres"  # the database pg_cron runs in, as on Supabase
-CHIRPBASE_TABLES = "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts"
+CHIRPBASE_TABLES = (
+    "tweets, replies, stats, scheduled_tweets, jobs, api_usage, quota_usage, alerts, polls, "
+    "reply_drafts, reply_opt_outs, x_users"
+)
 REPLIERS = [
     ("ada_writes", "This is exactly the Postgres trick I needed today, thanks!"),
     ("grace_ops", "Saved. SKIP LOCKED queues are underrated."),
@@ -77,10 +87,49 @@ TEMPLATES = (
 
 _TURNS = itertools.count()
 
+MENTION = ("curious_cat", "@chirpbase_bot what stack is this running on?")
+#: Reply drafts by what the post says (first match), each phrased differently (the drafts pass
+#: the near-duplicate check against the account's recent replies).
+ANSWERS = (
+    (
+        "what stack",
+        "Postgres is the control plane: pg_cron queues the jobs, a Python worker "
+        "runs them, and Supabase Realtime wakes it within a second.",
+    ),
+    (
+        "million finished",
+        "It does: finished jobs leave the partial index, so the claim query "
+        "only ever sees the work still waiting.",
+    ),
+    (
+        "skip locked",
+        "Agreed, and they need no extra service: the queue is one table you can query.",
+    ),
+    (
+        "illustration",
+        "Thank you! The image is generated, fitted to X's limits and labelled as made with AI.",
+    ),
+    ("ありがとう", "ありがとうございます！お役に立ててうれしいです。"),
+)
+
+
+def _reply_writer(request: ChatRequest) -> Any:
+    """Answer reply prompts (worker/conversation/drafting.py) about the post they quote."""
+    lines = request.user.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Answer this post by"))
+    post = lines[start + 1].lower()
+    for key, text in ANSWERS:
+        if key in post:
+            return {"text": text}
+    return {"text": f"Thanks for reading, and for writing back ({next(_TURNS)})."}
+
 
 def _tweet_writer(request: ChatRequest) -> Any:
     """Answer generation prompts like a model would: on topic, in character, within limits,
-    a different phrasing per topic (so drafts pass the near-duplicate check)."""
+    a different phrasing per topic (so drafts pass the near-duplicate check); reply prompts
+    get a reply."""
+    if "Answer this post by" in request.user:
+        return _reply_writer(request)
     topic = "Postgres"
     for line in request.user.splitlines():
         if line.lower().startswith("topic:"):
@@ -192,12 +241,23 @@ def render(conn: psycopg.Connection, timeline: Timeline, worker: Worker) -> Grou
         )
 
     replies = Table(title="replies and mentions", expand=True)
-    for col in ("from", "text", "liked"):
+    for col in ("from", "text", "liked", "reply draft"):
         replies.add_column(col)
-    for author, content, liked in conn.execute(
-        "select coalesce('@' || author_username, author_id), content, liked from public.replies order by id"
+    for author, content, liked, draft in conn.execute(
+        "select coalesce('@' || r.author_username, r.author_id), r.content, r.liked, d.status"
+        " from public.replies r left join public.reply_drafts d on d.reply_id = r.reply_id"
+        " order by r.id"
     ):
-        replies.add_row(author, Text(content[:50]), "[green]♥ liked[/]" if liked else "…")
+        replies.add_row(
+            author,
+            Text(content[:50]),
+            "[green]♥ liked[/]" if liked else "…",
+            ""
+            if draft is None
+            else "[green]replied[/]"
+            if draft == "posted"
+            else draft.replace("_", " "),
+        )
 
     status = worker_line(worker)
     log = Text.from_markup("\n".join(timeline.events[-9:]) or "starting…")
@@ -234,6 +294,58 @@ async def wait_until(check: Callable[[], bool], within_s: float, live: Callable[
     return False
 
 
+THREAD = (
+    "How chirpbase posts exactly once, a thread 🧵",
+    "1. The intent is written to Postgres before X is called.",
+    "2. An unknown outcome is looked up on the timeline before any retry.",
+    "3. Each part of a thread is its own row: a crash resumes at the next part.",
+)
+
+
+async def post_thread_and_poll(
+    one: Callable[..., Any], timeline: Timeline, refresh: Callable[[], None]
+) -> int:
+    """A thread (each part a reply to the one before) and a poll, scheduled as rows. Returns
+    the poll's row id."""
+    thread = one(
+        "insert into public.scheduled_tweets (thread) values (%s) returning id", list(THREAD)
+    )[0]
+    timeline.add(f"operator inserted scheduled_tweets #{thread}: a thread of {len(THREAD)} parts")
+    poll = one(
+        "insert into public.scheduled_tweets (content, poll_options, poll_duration_minutes)"
+        " values (%s, %s, 60) returning id",
+        "Where does your job queue live?",
+        ["Postgres", "Redis", "A cloud queue", "What queue?"],
+    )[0]
+    timeline.add(f"operator inserted scheduled_tweets #{poll}: a poll, 4 options, 60 minutes")
+
+    def status(row_id: int) -> str:
+        return str(one("select status from public.scheduled_tweets where id = %s", row_id)[0])
+
+    await wait_until(lambda: status(thread) in ("posted", "failed"), 20, refresh)
+    ids = one("select thread_tweet_ids, error from public.scheduled_tweets where id = %s", thread)
+    if status(thread) == "posted":
+        chain = " ← ".join(i[-4:] for i in reversed(ids[0]))
+        timeline.add(f"thread posted, each part replying to the one before: {chain}")
+    else:
+        timeline.add(f"[red]thread failed: {ids[1]}[/]")
+    await wait_until(lambda: status(poll) in ("posted", "failed"), 20, refresh)
+    timeline.add(f"poll {status(poll)} (votes arrive on the X stand-in as time passes)")
+    return int(poll)
+
+
+def poll_results(one: Callable[..., Any], poll: int) -> str:
+    row = one(
+        "select p.options, p.voting_status from public.polls p join public.scheduled_tweets s"
+        " on s.tweet_id = p.tweet_id where s.id = %s",
+        poll,
+    )
+    if row is None:
+        return "no poll results collected yet"
+    votes = ", ".join(f"{o['label']} {o['votes']}" for o in row[0])
+    return f"poll results ({row[1]}): {votes}"
+
+
 CONSOLE_TOPICS = (
     ("covering indexes", True),
     ("why VACUUM matters", True),
@@ -260,6 +372,63 @@ def add_console_material(conn: psycopg.Connection) -> None:
                 " (%s, date_trunc('day', now()) + make_interval(days => %s, hours => %s))",
                 (f"Planned post for day {day}: one small Postgres habit at a time.", day, hour),
             )
+
+
+def enable_conversation(conn: psycopg.Connection, timeline: Timeline) -> None:
+    conn.execute(
+        "update public.configs set value = value || '{\"enabled\": true}'"
+        " where key = 'conversation'"
+    )
+    timeline.add("conversation enabled: posts that summon the account get reply drafts")
+
+
+async def reply_to_a_mention(
+    conn: psycopg.Connection,
+    dsn: str,
+    stack: SandboxStack,
+    mention_id: str,
+    timeline: Timeline,
+    refresh: Callable[[], None],
+) -> None:
+    """The mention's reply draft (written by the worker when the poll stored the mention),
+    approved as `chirpbase replies approve` does, then posted once under the mention."""
+
+    def draft() -> tuple[Any, ...] | None:
+        return conn.execute(
+            "select id, status, content, created_at, tweet_id from public.reply_drafts"
+            " where reply_id = %s",
+            (mention_id,),
+        ).fetchone()
+
+    if not await wait_until(lambda: draft() is not None, 20, refresh):
+        timeline.add("[red]no reply draft for the mention[/]")
+        return
+    draft_id, _status, content, _at, _ = draft()  # type: ignore[misc]
+    waiting = conn.execute(
+        "select count(*) from public.reply_drafts where status = 'awaiting_approval'"
+    ).fetchone()
+    timeline.add(
+        f"reply draft #{draft_id} for @{MENTION[0]} awaits approval "
+        f"({waiting[0] if waiting else 0} drafts in all, one per post that summoned the account)"
+    )
+    timeline.add(f"  “{content[:90]}{'…' if len(content) > 90 else ''}”")
+    await wait_until(lambda: False, PACE_S, refresh)
+    with Operator.connect(dsn) as op:
+        op.approve_reply(draft_id)
+    timeline.add(f"operator approved it: chirpbase replies approve {draft_id}")
+    if not await wait_until(lambda: (draft() or ("",) * 2)[1] == "posted", 20, refresh):
+        row = draft()
+        timeline.add(f"[red]reply draft #{draft_id} is {row[1] if row else 'gone'}[/]")
+        return
+    (reply,) = [
+        t
+        for t in stack.x.posted_tweets()
+        if {"type": "replied_to", "id": mention_id} in (t.referenced_tweets or [])
+    ]
+    timeline.add(
+        f"reply posted under @{MENTION[0]}'s post ({reply.text[:40]}…), once, "
+        "billed as a summoned reply"
+    )
 
 
 async def run_demo(keep_console: bool = False) -> Path:
@@ -345,15 +514,17 @@ async def run_demo(keep_console: bool = False) -> Path:
                 timeline.add(f"generated tweet posted with its image ({row[1].rsplit('/', 1)[-1]})")
             else:
                 timeline.add(f"[red]generated tweet is {row[0]}: {row[2]}[/]")
+            poll = await post_thread_and_poll(one, timeline, refresh)
 
             ours = [t for t in stack.x.posted_tweets()]
             for i, (username, text) in enumerate(REPLIERS):
                 if not any(u.username == username for u in stack.x.users.values()):
                     stack.x.add_user(username)
                 stack.x.add_reply(username, ours[i % len(ours)].id, text)
-            stack.x.add_user("curious_cat")
-            stack.x.add_mention("curious_cat", "@chirpbase_bot what stack is this running on?")
+            stack.x.add_user(MENTION[0])
+            mention = stack.x.add_mention(*MENTION)
             timeline.add(f"{len(REPLIERS)} people replied and 1 mentioned the bot on X")
+            enable_conversation(conn, timeline)
             one("select public.enqueue_job('poll_mentions', '{}'::jsonb, now(), 5, 'demo-poll-1')")
             timeline.add("poll_mentions queued (pg_cron does this every minute)")
             await wait_until(
@@ -376,9 +547,13 @@ async def run_demo(keep_console: bool = False) -> Path:
                 liked = one("select count(*) from public.replies where liked")[0]
                 timeline.add(f"{liked} replies and mentions liked")
             await wait_until(lambda: False, PACE_S, refresh)
+            await reply_to_a_mention(conn, dsn, stack, mention.id, timeline, refresh)
 
             rng = random.Random(3)
             for round_no in range(1, 4):
+                for poll_tweet in list(stack.x.polls.by_tweet):  # people vote, Postgres mostly
+                    stack.x.polls.vote(poll_tweet, 1, rng.randint(8, 20))
+                    stack.x.polls.vote(poll_tweet, rng.randint(2, 4), rng.randint(1, 6))
                 for tweet in ours:
                     stack.x.advance_metrics(
                         tweet.id,
@@ -404,6 +579,7 @@ async def run_demo(keep_console: bool = False) -> Path:
                 timeline.add(
                     f"engagement grew; collect_stats round {round_no} stored (hourly in production)"
                 )
+                timeline.add(poll_results(one, poll))
                 await wait_until(
                     lambda: False, PACE_S, refresh
                 )  # let people watch the numbers move

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.x_api import access, activity, activity_routes, timeline
+from sandbox.x_api import access, activity, activity_routes, polls, timeline
 from sandbox.x_api import state as s
 from sandbox.x_api.billing import payment_required
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
@@ -342,7 +342,9 @@ def _is_recent(tweet: s.Tweet, state: s.XState) -> bool:
     return datetime.fromtimestamp(state.now(), UTC) - tweet.created_at <= _PRIVATE_METRICS_AGE
 
 
-def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
+def _render_tweet(
+    tweet: s.Tweet, fields: set[str], poll_ids: tuple[str, ...] = ()
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": tweet.id,
         "text": tweet.text,
@@ -360,8 +362,12 @@ def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
         data["referenced_tweets"] = [dict(ref) for ref in tweet.referenced_tweets]
     if "attachments" in fields and tweet.media_keys:
         data["attachments"] = {"media_keys": list(tweet.media_keys)}
+    if poll_ids and ("attachments" in fields or "attachments.poll_ids" in fields):
+        data.setdefault("attachments", {})["poll_ids"] = list(poll_ids)
     if "entities" in fields and (entities := _entities(tweet.mentions, tweet.urls)):
         data["entities"] = entities
+    if "lang" in fields:
+        data["lang"] = tweet.lang
     if "note_tweet" in fields and tweet.note_text is not None:
         note: dict[str, Any] = {"text": tweet.note_text}
         if note_entities := _entities(tweet.note_mentions, tweet.note_urls):
@@ -389,6 +395,17 @@ def _render_tweet(tweet: s.Tweet, fields: set[str]) -> dict[str, Any]:
 
 
 _PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+
+
+def _poll_fields(request: web.Request, fields: set[str]) -> set[str]:
+    """``tweet.fields`` plus the poll expansion, which puts ``attachments.poll_ids`` on the post
+    (data-dictionary.mdx "Poll" sample: no ``attachments`` field asked, the ids still come)."""
+    return fields | (_fields(request, "expansions") & {"attachments.poll_ids"})
+
+
+def _poll_ids(request: web.Request, tweet: s.Tweet) -> tuple[str, ...]:
+    poll = _state(request).polls.get(tweet.id)
+    return (poll.id,) if poll else ()
 
 
 def _entities(mentions: list[dict[str, Any]], urls: list[dict[str, Any]]) -> dict[str, Any]:
@@ -458,6 +475,11 @@ def _includes(request: web.Request, tweets: list[s.Tweet]) -> dict[str, Any]:
                     refs.append(_render_tweet(parent, tweet_fields))
         if refs:
             includes["tweets"] = refs
+    if "attachments.poll_ids" in expansions:
+        poll_fields = _fields(request, "poll.fields")
+        found = [state.polls.render(t.id, poll_fields) for t in tweets]
+        if any(found):
+            includes["polls"] = [p for p in found if p]
     if "attachments.media_keys" in expansions:
         media = [
             {"media_key": m.media_key, "type": "photo"}
@@ -563,7 +585,7 @@ def _timeline(request: web.Request, candidates: list[s.Tweet], *, owner_id: str)
         if field_errors:
             errors.extend(field_errors)
             continue
-        data.append(_render_tweet(tweet, fields))
+        data.append(_render_tweet(tweet, _poll_fields(request, fields), _poll_ids(request, tweet)))
     meta: dict[str, Any] = {"result_count": len(data)}
     if data:
         meta["newest_id"] = data[0]["id"]
@@ -636,6 +658,12 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
                 }
             ]
         )
+    poll = body.get("poll")
+    if poll is not None:  # the body's schema is checked before ids and access (polls.py)
+        quotes = body.get("quote_tweet_id") is not None
+        refused = polls.refusal(poll, media=media_ids is not None, quote=quotes)
+        if refused is not None:
+            return invalid_request([refused])
     media_keys: list[str] = []
     if media_ids is not None:
         if not isinstance(media_ids, list) or not 1 <= len(media_ids) <= 4:
@@ -665,6 +693,15 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         summoned_reply = parent.author_id != state.me.id and state.summoned_by(parent)
         if access.self_serve(state.access_tier) and not state.summoned_by(parent):
             return _json(access.not_summoned(), 403)
+        excluded = reply.get("exclude_reply_user_ids") or []
+        if not isinstance(excluded, list):
+            return _param_error(
+                "reply.exclude_reply_user_ids", str(excluded), "must be a list of user ids"
+            )
+        # X puts the replied-to handles before the text (state.reply_handles).
+        handles = state.reply_handles(state.me.id, parent, {str(u) for u in excluded})
+        if handles:
+            text = " ".join(f"@{h}" for h in handles) + " " + text
     # X's duplicate check is on the text as sent (what it stores is rewritten: t.co links ...).
     sent = unicodedata.normalize("NFC", text)
     for tweet in state.posted_tweets():
@@ -679,7 +716,10 @@ async def create_tweet(request: web.Request) -> web.StreamResponse:
         media_keys=media_keys,
         quote_of=str(quoted) if quoted is not None else None,
         made_with_ai=body.get("made_with_ai") is True,
+        lang=state.detect_lang(text),
     )
+    if poll is not None:
+        state.polls.create(tweet.id, poll["options"], poll["duration_minutes"])
     state.count_post()
     # Post: Create, with URL, summoned (docs.x.com/x-api/getting-started/pricing)
     if contains_url(text):
@@ -795,7 +835,7 @@ async def lookup(request: web.Request) -> web.Response:
         if field_errors:
             errors.extend(field_errors)
             continue
-        data.append(_render_tweet(tweet, fields))
+        data.append(_render_tweet(tweet, _poll_fields(request, fields), _poll_ids(request, tweet)))
         found.append(tweet)
     body: dict[str, Any] = {}
     if data:
@@ -979,18 +1019,24 @@ async def sandbox_add_user(request: web.Request) -> web.Response:
     body = await _control_body(request)
     try:
         user = _state(request).add_user(
-            body["username"], name=body.get("name"), user_id=body.get("id")
+            body["username"],
+            name=body.get("name"),
+            user_id=body.get("id"),
+            followers=int(body.get("followers", 0)),
         )
     except (KeyError, ValueError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    return _json(user.to_json({"created_at"}), 201)
+    return _json(user.to_json({"created_at", "public_metrics"}), 201)
 
 
 async def sandbox_add_mention(request: web.Request) -> web.Response:
     body = await _control_body(request)
     try:
         tweet = _state(request).add_mention(
-            str(body["author"]), body.get("text"), in_reply_to=body.get("in_reply_to")
+            str(body["author"]),
+            body.get("text"),
+            in_reply_to=body.get("in_reply_to"),
+            lang=str(body.get("lang", "en")),
         )
     except KeyError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None

@@ -55,7 +55,7 @@ def _render_post(tweet: Tweet) -> dict[str, Any]:
         "public_metrics": _with_str(dict(tweet.metrics)),
         "reply_settings": "everyone",
         "id": tweet.id,
-        "lang": "en",
+        "lang": tweet.lang,
     }
     parent = _replied_to(tweet)
     if parent:

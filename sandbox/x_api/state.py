@@ -77,15 +77,29 @@ class RateWindow:
 
 @dataclass
 class User:
+    """A user: ``created_at`` is when the account was made and ``followers`` its follower count
+    (what ``user.fields=created_at,public_metrics`` return: openapi.json ``User``,
+    ``UserPublicMetrics``)."""
+
     id: str
     username: str
     name: str
     created_at: datetime
+    followers: int = 0
+    following: int = 0
+    posts: int = 0
 
     def to_json(self, fields: set[str] | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "name": self.name, "username": self.username}
         if fields and "created_at" in fields:
             data["created_at"] = _iso(self.created_at)
+        if fields and "public_metrics" in fields:
+            data["public_metrics"] = {
+                "followers_count": self.followers,
+                "following_count": self.following,
+                "tweet_count": self.posts,
+                "listed_count": 0,
+            }
         return data
 
 
@@ -112,6 +126,9 @@ class Tweet:
         default_factory=lambda: dict.fromkeys(PRIVATE_METRICS, 0)
     )
     deleted: bool = False
+    # X's language of the post (``tweet.fields=lang``, BCP 47; "und" when undetermined). X
+    # detects it; the stand-in is told (``lang=`` on the helpers that make posts).
+    lang: str = "en"
     # The text exactly as the client sent it (X's duplicate check compares these); ``text`` is
     # what X returns: links wrapped in t.co, a media link appended, ``&<>`` escaped
     # (sandbox/x_api/rewriting.py), with ``urls`` as its ``entities.urls``.
@@ -136,6 +153,7 @@ class Tweet:
             "urls": [dict(u) for u in self.urls],
             "made_with_ai": self.made_with_ai,
             "note_text": self.note_text,
+            "lang": self.lang,
             "public_metrics": dict(self.metrics),
             "private_metrics": dict(self.private_metrics),
             "deleted": self.deleted,
@@ -184,10 +202,20 @@ class _Faults:
     fail: dict[str, list[int]] = field(default_factory=dict)
     hang: dict[str, list[float]] = field(default_factory=dict)
     no_reset_429: dict[str, int] = field(default_factory=dict)
-    drop_after_create: list[DropMode] = field(default_factory=list)
+    drop_after_create: list[DropMode | None] = field(default_factory=list)
 
 
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
+
+
+def _leading_handles(text: str) -> list[str]:
+    """The "@handle " run a reply's text starts with (what X put there)."""
+    found = []
+    at = 0
+    while match := re.match(r"@([A-Za-z0-9_]{1,15})\s+", text[at:]):
+        found.append(match.group(1))
+        at += match.end()
+    return found
 
 
 def _iso(moment: datetime) -> str:
@@ -297,6 +325,9 @@ class XState:
 
         # The X Activity API: webhooks, subscriptions, deliveries (sandbox/x_api/activity.py).
         self.activity: ActivityState = ActivityState(self)
+        from sandbox.x_api.polls import PollBook
+
+        self.polls = PollBook(self.now, self._new_id)  # polls and their votes (polls.py)
 
     # --- time and ids ------------------------------------------------------------------------
 
@@ -350,7 +381,13 @@ class XState:
     # --- users, tweets, mentions ------------------------------------------------------------
 
     def add_user(
-        self, username: str, *, name: str | None = None, user_id: str | None = None
+        self,
+        username: str,
+        *,
+        name: str | None = None,
+        user_id: str | None = None,
+        created_at: datetime | None = None,
+        followers: int = 0,
     ) -> User:
         with self._lock:
             for user in self.users.values():
@@ -360,7 +397,8 @@ class XState:
                 id=user_id or self._new_id(),
                 username=username,
                 name=name or username,
-                created_at=self._now_datetime(),
+                created_at=created_at or self._now_datetime(),
+                followers=followers,
             )
             self.users[user.id] = user
             return user
@@ -410,6 +448,7 @@ class XState:
         created_at: datetime | None = None,
         quote_of: str | None = None,
         made_with_ai: bool = False,
+        lang: str = "en",
     ) -> Tweet:
         """Store a tweet as X would (no validation: the HTTP handler validates): its text
         rewritten (t.co links, media link, entities; sandbox/x_api/rewriting.py), on its
@@ -451,6 +490,7 @@ class XState:
                 mentions=self._mention_entities(text),
                 note_text=note_text,
                 note_mentions=self._mention_entities(note_text) if note_text else [],
+                lang=lang,
                 source_text=unicodedata.normalize("NFC", source_text),
                 urls=urls,
                 note_urls=note_urls,
@@ -469,6 +509,7 @@ class XState:
         *,
         in_reply_to: str | None = None,
         created_at: datetime | None = None,
+        lang: str = "en",
     ) -> Tweet:
         """A tweet by ``author`` (id or username) that mentions our account.
 
@@ -485,11 +526,53 @@ class XState:
             body = text if text is not None else "nice one!"
             if handle.lower() not in body.lower():
                 body = f"{handle} {body}"
-            return self.create_tweet(user.id, body, in_reply_to=in_reply_to, created_at=created_at)
+            return self.create_tweet(
+                user.id, body, in_reply_to=in_reply_to, created_at=created_at, lang=lang
+            )
 
-    def add_reply(self, author: str, to_tweet_id: str, text: str | None = None) -> Tweet:
+    def add_reply(
+        self, author: str, to_tweet_id: str, text: str | None = None, *, lang: str = "en"
+    ) -> Tweet:
         """A reply from ``author`` to one of our tweets (shortcut for :meth:`add_mention`)."""
-        return self.add_mention(author, text, in_reply_to=to_tweet_id)
+        return self.add_mention(author, text, in_reply_to=to_tweet_id, lang=lang)
+
+    def add_reply_without_handle(self, author: str, to_tweet_id: str, text: str) -> Tweet:
+        """A reply from ``author`` to ``to_tweet_id`` with the replied-to handles taken out (X's
+        apps let a person deselect whom they reply to; the API's ``exclude_reply_user_ids``):
+        it replies to that post's author without mentioning them, so it does not summon them
+        (x-api/posts/manage-tweets/integrate.mdx, "Reply restrictions")."""
+        with self._lock:
+            user = self.find_user(author)
+            if user is None:
+                raise KeyError(f"unknown user {author!r}; add_user() first")
+            if to_tweet_id not in self.tweets:
+                raise KeyError(f"unknown tweet {to_tweet_id!r}")
+            return self.create_tweet(user.id, text, in_reply_to=to_tweet_id)
+
+    def reply_handles(self, author_id: str, parent: Tweet, exclude: set[str]) -> list[str]:
+        """The handles X puts before a reply's text: the replied-to post's author, then the
+        users that post itself replied to (its own leading handles), without the replier and
+        without ``exclude`` (``reply.exclude_reply_user_ids``; the post's author cannot be
+        left out). openapi.json ``CreatePostsReply``: ``auto_populate_reply_metadata`` is
+        "accepted for compatibility" and dropped, the metadata is always populated; the
+        conversation_id page's example reply reads "@user Great point!"
+        (x-api/fundamentals/conversation-id.mdx). They do not count towards the 280 weighted
+        characters (``display_text_range`` starts after them)."""
+        with self._lock:
+            lead = _leading_handles(parent.text)
+            ids = [parent.author_id]
+            for handle in lead:
+                user = self.find_user(handle)
+                if user is not None:
+                    ids.append(user.id)
+            out: list[str] = []
+            for user_id in dict.fromkeys(ids):
+                if user_id == author_id or (user_id in exclude and user_id != parent.author_id):
+                    continue
+                user = self.users.get(user_id)
+                if user is not None:
+                    out.append(user.username)
+            return out
 
     def add_post(self, author: str, text: str, *, quote_of: str | None = None) -> Tweet:
         """A post by ``author`` that does not mention our account (unless its text does);
@@ -499,6 +582,18 @@ class XState:
             if user is None:
                 raise KeyError(f"unknown user {author!r}; add_user() first")
             return self.create_tweet(user.id, text, quote_of=quote_of)
+
+    @staticmethod
+    def detect_lang(text: str) -> str:
+        """X detects a post's language; the stand-in tells scripts apart and calls the rest
+        English (enough for the language filter's tests: "ja", "ko", "zh", "en")."""
+        if re.search(r"[\u3040-\u30ff]", text):
+            return "ja"
+        if re.search(r"[\uac00-\ud7af]", text):
+            return "ko"
+        if re.search(r"[\u4e00-\u9fff]", text):
+            return "zh"
+        return "en"
 
     def summoned_by(self, tweet: Tweet) -> bool:
         """Whether ``tweet`` summoned our account: it is ours, mentions us or quotes one of our
@@ -732,11 +827,14 @@ class XState:
         with self._lock:
             self._faults.no_reset_429[endpoint] = self._faults.no_reset_429.get(endpoint, 0) + n
 
-    def drop_after_create_next(self, n: int = 1, *, mode: DropMode = "reset") -> None:
-        """The next ``n`` POST /2/tweets create the tweet, then the client gets no answer:
-        the connection is closed ("reset") or left hanging ("hang") past its timeout."""
+    def drop_after_create_next(
+        self, n: int = 1, *, mode: DropMode = "reset", after: int = 0
+    ) -> None:
+        """The next ``n`` POST /2/tweets (after ``after`` answered normally) create the tweet,
+        then the client gets no answer: the connection is closed ("reset") or left hanging
+        ("hang") past its timeout."""
         with self._lock:
-            self._faults.drop_after_create.extend([mode] * n)
+            self._faults.drop_after_create.extend([None] * after + [mode] * n)
 
     def clear_faults(self) -> None:
         with self._lock:

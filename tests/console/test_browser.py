@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from sandbox.demo import seed_history
 from tests.console.conftest import PASSWORD, SCREENSHOTS, ConsoleRun
+from tests.e2e.test_reply_drafts import our_post, replier
 from tests.waiting import wait_for
 from worker.content.tweet_text import weighted_length
 
@@ -248,3 +249,93 @@ async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:
 
 async def _text_is(locator: Any, expected: str) -> bool:
     return (await locator.inner_text()) == expected
+
+
+async def test_reply_drafts_in_the_inbox(page: Any, console_run: ConsoleRun) -> None:
+    """Mentions become reply drafts that arrive in the open inbox, showing the post they answer;
+    one is edited and approved (one reply on X, under the mention, with the edited text), the
+    other given new text, saved, then rejected (no reply, ever: one reply per interaction)."""
+    run, conn, base, x = console_run, console_run.conn, console_run.base, console_run.stack.x
+    run.stack.openai.set_chat_responder(replier)
+    conn.execute("update public.x_account set user_id = %s where id = 1", (x.me.id,))
+    conn.execute(
+        "update public.configs set value = value || '{\"enabled\": true}' where key = 'conversation'"
+    )
+    await log_in(page, base)
+    assert await page.locator("#inbox-empty").is_visible()
+    feed = run.worker.mounts[0].on_ring.__self__  # type: ignore[union-attr]
+    rings = feed.rings
+
+    ours = our_post(conn, x, "Partial indexes keep a queue's claim query small.")
+    ada = x.add_user("ada_asks")
+    question = x.add_reply(ada.id, ours.id, "does that hold with a million finished jobs?")
+    troll = x.add_user("loud_lee")
+    heckle = x.add_reply(troll.id, ours.id, "nobody needs a queue in Postgres lol")
+    conn.execute("select public.enqueue_job('poll_mentions')")
+
+    def draft_for(reply_id: str) -> dict[str, Any]:
+        return row(conn, "select * from public.reply_drafts where reply_id = %s", reply_id)
+
+    await wait_for(
+        lambda: row(conn, "select count(*) as n from public.reply_drafts")["n"] == 2,
+        timeout=30,
+        message="two drafts",
+    )
+    first, second = draft_for(question.id), draft_for(heckle.id)
+    item = page.locator(f"#item-reply-{first['id']}")
+    await item.wait_for(state="visible", timeout=30_000)  # live: no reload
+    await page.locator(f"#item-reply-{second['id']}").wait_for(state="visible")
+    # reply_drafts rings the doorbell (nothing else watched has changed since the login).
+    await wait_for(lambda: feed.rings > rings, timeout=10, message="a ring for reply_drafts")
+    assert "to @ada_asks" in await item.locator("h2").inner_text()
+    answered = await item.locator("blockquote.answers").inner_text()
+    assert question.text in answered and "@ada_asks wrote" in answered
+    textarea = item.get_by_label("Text")
+    assert await textarea.input_value() == first["content"]
+    assert await page.locator("#inbox-count").inner_text() == "2"
+    await page.screenshot(path=str(SCREENSHOTS / "inbox-replies-desktop.png"))
+
+    edited = "It does: finished jobs leave the partial index, so the claim never sees them."
+    await textarea.fill(edited)
+    await wait_for(
+        lambda: _text_is(item.locator(".count output"), str(weighted_length(edited))), timeout=5
+    )
+    await item.get_by_role("button", name="Approve").click()
+    await item.wait_for(state="detached")
+    (reply,) = await wait_for(
+        lambda: [t for t in x.posted_tweets() if t.referenced_tweets], timeout=20, message="reply"
+    )
+    assert reply.referenced_tweets == [{"type": "replied_to", "id": question.id}]
+    assert reply.text == f"@ada_asks {edited}"
+    await wait_for(lambda: draft_for(question.id)["status"] == "posted", timeout=10)
+    assert draft_for(question.id)["tweet_id"] == reply.id
+
+    # Save new text for the other draft (it stays in the inbox), then reject it after all.
+    other = page.locator(f"#item-reply-{second['id']}")
+    kinder = "Postgres queues are a fine fit for many teams; what would you use instead?"
+    await other.get_by_label("Text").fill(kinder)
+    await other.get_by_role("button", name="Save text").click()
+    await page.get_by_text(f"Saved the new text of reply {second['id']}.").wait_for(
+        state="attached"
+    )  # announced to screen readers
+    saved = draft_for(heckle.id)
+    assert (saved["status"], saved["content"]) == ("awaiting_approval", kinder)
+    assert saved["edited_at"] is not None
+    await other.get_by_role("button", name="Reject").click()
+    await other.wait_for(state="detached")
+    assert draft_for(heckle.id)["status"] == "rejected"
+    await page.locator("#inbox-empty").wait_for(state="visible")
+    # A second approval of the rejected draft, as a stale page would send it, is refused.
+    token = await page.locator("meta[name=csrf-token]").get_attribute("content")
+    status, body = await page.evaluate(
+        """async ([url, token]) => {
+            const r = await fetch(url, {method: "POST", headers: {"Accept": "application/json"},
+                body: new URLSearchParams({action: "approve", csrf_token: token})});
+            return [r.status, await r.json()];
+        }""",
+        [f"{base}/inbox/reply/{second['id']}", token],
+    )
+    assert status == 422 and "rejected" in body["error"], (status, body)
+    assert [t for t in x.posted_tweets() if t.referenced_tweets] == [reply]
+    run.errors[:] = [e for e in run.errors if "422" not in e]  # the refused request, logged
+    assert run.errors == [], "\n".join(run.errors)

@@ -74,6 +74,17 @@ def one(conn: psycopg.Connection, sql: str, *params: Any) -> dict[str, Any]:
     return row
 
 
+def reap_now(conn: psycopg.Connection, admin_dsn: str, job_id: int) -> None:
+    """The killed worker's lease would run out on its own (90 s): shorten it, then the reaper
+    frees the job."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            "update public.jobs set locked_until = now() - interval '1 second' where id = %s",
+            (job_id,),
+        )
+    assert conn.execute("select public.reap_expired_leases()").fetchone() == (1,)
+
+
 @pytest.mark.timeout(90)
 async def test_kill_9_between_x_and_the_database_still_ends_with_one_tweet(
     stack: SandboxStack, conn: psycopg.Connection, dsn: str, admin_dsn: str, tmp_path: Path
@@ -104,13 +115,7 @@ async def test_kill_9_between_x_and_the_database_still_ends_with_one_tweet(
     job = one(conn, "select * from public.jobs where id = %s", job_id)
     assert (job["status"], job["locked_by"], job["attempts"]) == ("running", "crash-test-1", 1)
 
-    # The lease would run out on its own (90 s); shorten it, then the reaper frees the job.
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(
-            "update public.jobs set locked_until = now() - interval '1 second' where id = %s",
-            (job_id,),
-        )
-    assert conn.execute("select public.reap_expired_leases()").fetchone() == (1,)
+    reap_now(conn, admin_dsn, job_id)
 
     second_log = tmp_path / "worker-2.log"
     with worker_process(stack, dsn, "crash-test-2", second_log) as proc:

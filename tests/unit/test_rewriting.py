@@ -214,3 +214,33 @@ def test_every_post_the_stand_in_rewrites_is_recognised_and_no_other(
         unicodedata.normalize("NFC", sent).split()
     ):
         assert not matches_sent(other, returned, media_count=media)
+
+
+@pytest.mark.parametrize(
+    ("on_x", "on_x_reply_to", "sent", "reply_to", "ours"),
+    [
+        # X puts the answered author's handle (and the thread's) in front of a reply.
+        ("@alice_dev Measure first.", "111", "Measure first.", "111", True),
+        ("@alice_dev @bob Measure first.", "111", "Measure first.", "111", True),
+        # ... but only a reply to the same post is that reply.
+        ("@alice_dev Measure first.", "222", "Measure first.", "111", False),
+        ("@alice_dev Measure first.", None, "Measure first.", None, False),
+        # A text that starts with a handle of its own still matches itself.
+        ("@carol @alice_dev thanks", "111", "@alice_dev thanks", "111", True),
+        ("@alice_dev thanks", None, "@alice_dev thanks", None, True),
+        # The words must still be the same.
+        ("@alice_dev Measure twice.", "111", "Measure first.", "111", False),
+        # X's other rewriting, undone as for any post.
+        (f"@a Read {TCO_A} &amp; see", "111", "Read https://chirpbase.dev & see", "111", True),
+    ],
+)
+def test_a_reply_is_known_by_its_words_and_the_post_it_answers(
+    on_x: str, on_x_reply_to: str | None, sent: str, reply_to: str | None, ours: bool
+) -> None:
+    tweet = XTweet(
+        id=ID,
+        text=on_x,
+        in_reply_to_tweet_id=on_x_reply_to,
+        urls=(link(TCO_A, "https://chirpbase.dev"),) if TCO_A in on_x else (),
+    )
+    assert matches_sent(sent, tweet, reply_to=reply_to) is ours

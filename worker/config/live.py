@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from worker.config.models import (
     CONFIG_MODELS,
     Alerts,
+    Conversation,
     Engagement,
     Generation,
     Persona,
@@ -81,6 +82,10 @@ class LiveConfig:
     @property
     def pricing(self) -> PricingConfig:
         return self.get(PricingConfig)
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.get(Conversation)
 
     async def reload(self) -> list[str]:
         """Re-read every config row; returns the keys whose effective value changed."""

@@ -7,10 +7,12 @@ a fresh project.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Literal
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 #: X access tiers (`quotas.plan`). `free` is X's retired free tier, accepted for old rows.
 AccessTier = Literal["pay_per_use", "basic", "pro", "enterprise", "free"]
@@ -101,6 +103,75 @@ class Engagement(_Config):
     blocked_keywords: list[str] = Field(default_factory=list)
 
 
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class QuietHours(_Config):
+    """No drafts are written from `start` to `end` (local time in `timezone`; may span midnight):
+    mentions that arrive meanwhile wait and are answered when the quiet hours end."""
+
+    start: str
+    end: str
+    timezone: str = "UTC"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        if not _CLOCK.match(v):
+            raise ValueError(f'must be a time like "22:00", got "{v}"')
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        if v != "UTC" and v not in available_timezones():
+            raise ValueError(f'must be an IANA time zone like "Europe/Paris", got "{v}"')
+        return v
+
+
+class Conversation(_Config):
+    """Reply drafts to people who summon the account (mention it or quote one of its posts).
+
+    Off unless turned on. X requires its prior approval for AI-written replies
+    (docs.x.com/developer-guidelines, "AI-Generated Content & Replies"): every draft waits for a
+    person (`approval: required`) unless the operator records that X granted it
+    (`x_ai_reply_approval_granted: true`) and asks for `approval: auto`.
+    """
+
+    enabled: bool = False
+    approval: Literal["required", "auto"] = "required"
+    x_ai_reply_approval_granted: bool = False
+    # Drafts written per UTC day (every draft counts: each is a model call), and per author.
+    daily_cap: int = Field(default=50, ge=0, le=10_000)
+    per_author_daily_cap: int = Field(default=3, ge=0, le=1000)
+    # Authors below these are not answered (checked with one GET /2/users, a User: Read).
+    min_author_followers: int = Field(default=0, ge=0, le=1_000_000_000)
+    min_author_account_age_days: int = Field(default=0, ge=0, le=36_500)
+    quiet_hours: QuietHours | None = None
+    # X's language codes of posts to answer (empty: any); posts X could not place ("und") pass.
+    languages: list[str] = Field(default_factory=list)
+    # Never answered: X user ids or usernames (with or without @).
+    skip_authors: list[str] = Field(default_factory=list)
+    # Besides "stop" and "unsubscribe", always honoured.
+    opt_out_phrases: list[str] = Field(default_factory=list)
+    expire_after_minutes: int = Field(default=240, ge=5, le=10_080)
+    # Posts older than this are not answered (a first poll brings months of mentions).
+    reply_window_hours: int = Field(default=24, ge=1, le=168)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    similarity_threshold: float = Field(default=0.6, ge=0, le=1)
+    recent_window: int = Field(default=50, ge=0, le=500)
+
+    @model_validator(mode="after")
+    def _auto_needs_x(self) -> Conversation:
+        if self.approval == "auto" and not self.x_ai_reply_approval_granted:
+            raise ValueError(
+                'approval "auto" needs "x_ai_reply_approval_granted": true: X requires its '
+                "prior approval before AI-written replies are posted without a person "
+                "approving each one"
+            )
+        return self
+
+
 class Quotas(_Config):
     """X access tier and budgets. Caps come from the tier's preset unless overridden (SQL
     quota_caps()); the tier also decides what may be attempted (SQL x_capabilities)."""
@@ -180,6 +251,7 @@ CONFIG_MODELS: dict[str, type[_Config]] = {
     "quotas": Quotas,
     "alerts": Alerts,
     "pricing": PricingConfig,
+    "conversation": Conversation,
 }
 
 

@@ -1,10 +1,13 @@
 """The inbox: everything awaiting a person's decision, with approve, edit and reject.
 
-Items are generated tweets awaiting approval (`kind` "tweet"); the list, the routes
-(`/inbox/{kind}/{id}`) and the template are keyed by kind, so another kind of item (reply
-drafts) slots in with its own decide function. Every decision is an `Operator` call: an edit
-goes through `edit_scheduled_tweet` (X's exact count, then the database's), approval and
-rejection through the status change the CLI makes.
+Items are generated tweets awaiting approval (`kind` "tweet") and reply drafts (`kind`
+"reply", with the post they answer); the list, the routes (`/inbox/{kind}/{id}`) and the
+template are keyed by kind, each kind with its own decide function. Every decision is an
+`Operator` call, the same the CLI makes: a tweet's edit goes through `edit_scheduled_tweet` (X's
+exact count, then the database's), its approval and rejection through the status change of
+`chirpbase approve|reject`; a reply draft's through `approve_reply_draft`, `edit_reply_draft`
+and `reject_reply_draft` (`chirpbase replies approve|reject`), so an approved reply is posted
+once, at once, by post_tweet, and an expired one is refused with the reason.
 
 The weighted character count shown while editing comes from `/api/tweet-length`, which runs
 the worker's own counter (worker/content/tweet_text.py): the number on screen is the number
@@ -25,9 +28,16 @@ from worker.ops.operator import Operator, OperatorError, Refused
 PAGE_SIZE = 25
 MAX_COUNTED_TEXT = 10_000
 DONE_MESSAGES = {
-    "approved": "Approved tweet {id}: it will be posted at its scheduled time.",
-    "saved": "Saved the new text of tweet {id}.",
-    "rejected": "Rejected tweet {id}: it will not be posted.",
+    "tweet": {
+        "approved": "Approved tweet {id}: it will be posted at its scheduled time.",
+        "saved": "Saved the new text of tweet {id}.",
+        "rejected": "Rejected tweet {id}: it will not be posted.",
+    },
+    "reply": {
+        "approved": "Approved reply {id}: it is being posted now, under the post it answers.",
+        "saved": "Saved the new text of reply {id}.",
+        "rejected": "Rejected reply {id}: it will not be posted, and that post gets no other.",
+    },
 }
 
 
@@ -55,10 +65,11 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
         data = await console.call(_load(page))
     except OperatorError as exc:
         return error_page(request, exc)
-    done = request.query.get("done")
+    done = request.query.get("done", "")
+    messages = DONE_MESSAGES.get(request.query.get("kind", "tweet"), {})
     notice = None
-    if done in DONE_MESSAGES and request.query.get("id", "").isdigit():
-        notice = DONE_MESSAGES[done].format(id=request.query["id"])
+    if done in messages and request.query.get("id", "").isdigit():
+        notice = messages[done].format(id=request.query["id"])
     return console.render(
         request,
         "inbox.html",
@@ -103,7 +114,20 @@ def _decide_tweet(tweet_id: int, action: str, content: str | None) -> Callable[[
     return decide
 
 
-DECIDERS = {"tweet": _decide_tweet}
+def _decide_reply(draft_id: int, action: str, content: str | None) -> Callable[[Operator], Any]:
+    def decide(op: Operator) -> dict[str, Any]:
+        if action == "reject":
+            return op.reject_reply(draft_id)
+        current = op.reply_draft(draft_id)
+        changed = content is not None and content.strip() != (current.get("content") or "").strip()
+        if action == "approve":
+            return op.approve_reply(draft_id, content if changed else None)
+        return op.edit_reply(draft_id, content) if changed and content else current
+
+    return decide
+
+
+DECIDERS = {"tweet": _decide_tweet, "reply": _decide_reply}
 ACTIONS = {"approve": "approved", "save": "saved", "reject": "rejected"}
 
 
@@ -137,10 +161,10 @@ async def decide(request: web.Request) -> web.StreamResponse:
                 "id": item_id,
                 "kind": kind,
                 "status": row.get("status"),
-                "message": DONE_MESSAGES[done].format(id=item_id),
+                "message": DONE_MESSAGES[kind][done].format(id=item_id),
             }
         )
-    raise web.HTTPSeeOther(console.url("inbox", done=done, id=item_id))
+    raise web.HTTPSeeOther(console.url("inbox", done=done, kind=kind, id=item_id))
 
 
 async def tweet_length(request: web.Request) -> web.StreamResponse:

@@ -1,11 +1,13 @@
 """Live inbox: the doorbell rings, the console looks, open pages hear it (server-sent events).
 
-A ring for `scheduled_tweets` (a draft became ready, was approved elsewhere ...) or `*` (the
-doorbell re-subscribed and may have missed something) makes the feed read the inbox's state
-token (one cheap query) and, when it changed, push `event: inbox` to every open page, which then
-fetches the new items. Like the worker's claim loop, nothing depends on an event arriving: while
-pages are open the feed also looks every `poll_s` seconds, so a lost event costs latency, never
-a missed draft. Rings arriving together are folded into one look.
+A ring for `scheduled_tweets` or `reply_drafts` (a draft became ready, was approved elsewhere
+...) or `*` (the doorbell re-subscribed and may have missed something) makes the feed read the
+inbox's state token (one cheap query) and, when it changed, push `event: inbox` to every open
+page, which then fetches the new items. A reply draft that passes its expiry leaves the list on
+the next look (the state counts only unexpired drafts). Like the worker's claim loop, nothing
+depends on an event arriving: while pages are open the feed also looks every `poll_s` seconds,
+so a lost event costs latency, never a missed draft. Rings arriving together are folded into
+one look.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from loguru import logger
 from worker.console.data import ConsoleDB
 from worker.ops.operator import OperatorError
 
-WATCHED = ("scheduled_tweets",)
+WATCHED = ("scheduled_tweets", "reply_drafts")
 
 
 class InboxFeed:

@@ -167,6 +167,22 @@ def user_prompt(
     return "\n".join(lines)
 
 
+def thread_part_topic(topic: str, position: int, total: int, earlier: Sequence[str]) -> str:
+    """The topic of part `position` of a generated thread of `total`: the thread's topic, the
+    part's place, and the parts written so far, so each post follows on from the one before and
+    stands on its own (X shows each post of a thread alone too)."""
+    place = f"post {position} of a {total}-post thread on X about: {' '.join(topic.split())}."
+    lines = [place, "Write only this post; it must read on its own and follow the ones before."]
+    if position == 1:
+        lines.append("It opens the thread: say what the thread is about.")
+    if position == total:
+        lines.append("It closes the thread.")
+    if earlier:
+        lines.append("The thread so far:")
+        lines += [f"{i}/{total}: {' '.join(t.split())}" for i, t in enumerate(earlier, start=1)]
+    return " ".join(lines)
+
+
 def image_prompt(topic: str, persona: Persona, generation: Generation) -> str:
     """The image brief, from the topic and style alone, so the image starts with the text."""
     return (

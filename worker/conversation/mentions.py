@@ -10,7 +10,10 @@ same row:
 * drop the bot's own posts, retweets (``referenced_tweets[].type == "retweeted"``) and anything
   else (a post in a thread the bot is in that neither replies to nor mentions it);
 * ``content`` is the full text (``note_tweet.text`` for a long post, else ``text``), as X sends
-  it (not trimmed, not HTML-unescaped); ``created_at`` is ISO-8601 UTC with milliseconds.
+  it (not trimmed, not HTML-unescaped); ``created_at`` is ISO-8601 UTC with milliseconds;
+* ``mentions_account``: the mention entities name the bot (a reply to the bot that left its
+  handle out did not summon it: X refuses a reply to it on self-serve access);
+  ``quoted_tweet_id``: the post it quotes; ``lang``: X's language tag, None when malformed.
 
 An X Activity API delivery carries the same v2 Post object as ``payload``
 (:func:`reply_rows_from_activity` reads one, with the edge function's rules).
@@ -28,6 +31,8 @@ from worker.clients.x.shapes import parse_tweets
 SkipReason = Literal["bad_id", "bad_author", "own_post", "retweet", "not_for_bot"]
 
 _ID = re.compile(r"^[0-9]{1,20}$")
+# A BCP 47 tag as X writes one ("en", "zh-cn", "und"); replies.ts `langOf` uses the same pattern.
+_LANG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$")
 
 
 class MentionLike(Protocol):
@@ -42,6 +47,7 @@ class MentionLike(Protocol):
     referenced_tweets: tuple[tuple[str, str], ...]
     note_text: str | None
     mentioned_user_ids: tuple[str, ...]
+    lang: str | None
 
 
 def _id_of(value: object) -> str | None:
@@ -104,6 +110,11 @@ def mention_to_reply_row(
         "content": storable(tweet.note_text if tweet.note_text is not None else tweet.text),
         "created_at": iso_millis(tweet.created_at),
         "conversation_id": _id_of(tweet.conversation_id),
+        "mentions_account": bot_user_id in tweet.mentioned_user_ids,
+        "quoted_tweet_id": next(
+            (_id_of(ref) for kind, ref in tweet.referenced_tweets if kind == "quoted"), None
+        ),
+        "lang": tweet.lang if isinstance(tweet.lang, str) and _LANG.match(tweet.lang) else None,
         "source": source,
     }
 

@@ -61,10 +61,16 @@ class TimelineTooLong(Exception):
 
 
 async def find_posted(
-    ctx: JobContext, content: str, *, media_count: int, since: datetime
+    ctx: JobContext,
+    content: str,
+    *,
+    media_count: int,
+    since: datetime,
+    reply_to: str | None = None,
 ) -> Found | None:
-    """The account's post of ``content`` (with ``media_count`` attachments) created since five
-    minutes before ``since``, following every page X serves; None when it is not there."""
+    """The account's post of ``content`` (with ``media_count`` attachments, answering
+    ``reply_to`` when given) created since five minutes before ``since``, following every page X
+    serves; None when it is not there."""
     user_id = await bot_user_id(ctx)
     horizon = (since - HORIZON).astimezone(UTC).replace(microsecond=0)
     token: str | None = None
@@ -79,7 +85,7 @@ async def find_posted(
         for tweet in page.tweets:
             if tweet.created_at is not None and tweet.created_at < horizon:
                 continue
-            if matches_sent(content, tweet, media_count=media_count):
+            if matches_sent(content, tweet, media_count=media_count, reply_to=reply_to):
                 return Found(tweet.id, tweet.created_at or datetime.now(UTC))
         token = page.next_token
         if token is None:
@@ -110,7 +116,13 @@ async def reconcile(ctx: JobContext, row: dict[str, Any], *, media_count: int) -
     since = row["post_started_at"] or datetime.now(UTC)
     open_until = await window_end(ctx, row["id"])  # read before looking: a look after it counts
     try:
-        found = await find_posted(ctx, row["content"], media_count=media_count, since=since)
+        found = await find_posted(
+            ctx,
+            row["content"],
+            media_count=media_count,
+            since=since,
+            reply_to=row.get("in_reply_to_tweet_id"),
+        )
     except XRateLimited as exc:
         raise rate_limit_snooze("users_tweets", exc.reset_at, daily=exc.daily) from None
     except XUsageCapped:

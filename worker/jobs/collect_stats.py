@@ -12,10 +12,14 @@ chirpbase), and the choice and both estimates go in the job's result (shown by `
 status`). Posts the timeline did not show (it lags behind a post just created, or the walk
 stopped at its page budget) are looked up. X bills a post once per UTC day whichever endpoint
 returned it, so hourly collection costs what one daily collection does.
+
+Poll results come with the same reads (`expansions=attachments.poll_ids` and `poll.fields`,
+x-api/fundamentals/data-dictionary.mdx "Poll") and replace the `polls` row of each poll.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,8 +111,30 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
     collected_at = datetime.now(UTC)
     if rows:
         await db.execute("insert_stats", {"rows": Jsonb(rows), "collected_at": collected_at})
+    polls = _poll_rows(found.values())
+    if polls:
+        await db.execute("upsert_polls", {"rows": Jsonb(polls), "collected_at": collected_at})
+        result["polls"] = len(polls)
     missing = sorted(set(ids) - set(found))
     return {**result, "tweets": len(rows), "missing": missing[:20]}
+
+
+def _poll_rows(metrics: Iterable[TweetMetrics]) -> list[dict[str, Any]]:
+    """Poll results that came with the same reads (expansions=attachments.poll_ids): no
+    request and no read of their own."""
+    return [
+        {
+            "poll_id": m.poll.id,
+            "tweet_id": m.id,
+            "options": m.poll.to_json(),
+            "duration_minutes": m.poll.duration_minutes,
+            "end_datetime": m.poll.end_datetime.isoformat() if m.poll.end_datetime else None,
+            "voting_status": m.poll.voting_status,
+            "total_votes": m.poll.total_votes,
+        }
+        for m in metrics
+        if m.poll is not None
+    ]
 
 
 async def _read_timeline(ctx: JobContext, oldest: datetime, expected: int) -> dict[str, Any]:

@@ -24,8 +24,6 @@ real cost replaces its reservation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -35,13 +33,11 @@ from pydantic import BaseModel, ConfigDict
 from worker.clients.ai import (
     AIAuthError,
     AIBadRequest,
-    AIError,
     AIInvalidOutput,
     AIQuotaExhausted,
     AIRateLimited,
     AIRefusal,
     AIUnavailable,
-    Usage,
 )
 from worker.clients.storage import ImageStoreError, ImageStoreUnavailable
 from worker.config.models import Generation, Persona
@@ -55,40 +51,26 @@ from worker.content.generation import (
     invalid_output,
     near_duplicate,
     system_prompt,
+    thread_part_topic,
     user_prompt,
 )
 from worker.content.images import ImageRejected, fit_for_x_async
+from worker.jobs._openai import (
+    CREDIT_RECHECK,
+    BudgetReached,
+    ChecksExhausted,
+    OpenAISpend,
+    text_estimate,
+)
 from worker.jobs._x import CAP_RECHECK, alert, next_month_start
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, Snooze, job_kind
-
-# Reservation sizes for calls whose real cost is only known afterwards.
-_EXPECTED_OUTPUT_TOKENS = 600
-_SCHEMA_PROMPT_TOKENS = 250
-_CHARS_PER_TOKEN = 3
-# An account out of OpenAI credit waits for a person; look again this often.
-_CREDIT_RECHECK = timedelta(minutes=10)
 
 
 class GenerateTweetPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scheduled_tweet_id: int
-
-
-class BudgetReached(Exception):
-    """The monthly OpenAI budget cannot cover the next call."""
-
-
-class ChecksExhausted(Exception):
-    """Every draft allowed failed a check; `last` is the final rejection."""
-
-    def __init__(self, attempts: int, last: Rejection):
-        super().__init__(
-            f"no usable text after {attempts} draft(s); the last one failed the "
-            f"{last.check.replace('_', ' ')} check: {last.reason}"
-        )
-        self.last = last
 
 
 @dataclass(frozen=True)
@@ -99,79 +81,6 @@ class StoredImage:
     width: int
     height: int
     size: int
-
-
-@dataclass
-class _Bill:
-    usage: Usage | None = None
-
-
-class OpenAISpend:
-    """One job's OpenAI spend: reservations against the monthly budget, settled per call."""
-
-    def __init__(self, ctx: JobContext):
-        self.ctx = ctx
-        self.total_usd = 0.0
-
-    async def reserve(self, amount: float) -> float:
-        """Take `amount` (USD) from the budget, or raise BudgetReached (SQL raised the alert)."""
-        if amount <= 0:
-            return 0.0
-        ok = await self.ctx.services.db.fetchval("reserve_openai_usd", {"amount": amount})
-        if not ok:
-            raise BudgetReached(
-                "the monthly OpenAI budget (configs.quotas.openai_monthly_budget_usd) or the "
-                "overall budget (configs.quotas.monthly_budget_usd) is reached; generation "
-                "waits for the next billing cycle or a higher budget"
-            )
-        return amount
-
-    async def release(self, reserved: float) -> None:
-        if reserved > 0:
-            await self._settle(reserved, 0.0)
-
-    @asynccontextmanager
-    async def charge(self, endpoint: str, reserved: float) -> AsyncIterator[_Bill]:
-        """Around one API call: set `bill.usage` to what it consumed. A billed failure
-        (refusal, invalid output) is charged from the error; an unbilled one (429/5xx after the
-        client's retries) refunds; a cancelled call keeps the reservation (it may be billed)."""
-        bill = _Bill()
-        try:
-            yield bill
-        except AIError as exc:
-            await self._record(endpoint, reserved, exc.usage)
-            raise
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            await self._record(endpoint, reserved, bill.usage)
-            raise
-        await self._record(endpoint, reserved, bill.usage)
-
-    async def _record(self, endpoint: str, reserved: float, usage: Usage | None) -> None:
-        actual = usage.cost_usd if usage is not None else 0.0
-        await self._settle(reserved, actual)
-        if usage is None:
-            return
-        self.total_usd += actual
-        await self.ctx.services.db.execute(
-            "record_openai_usage",
-            {
-                "endpoint": endpoint,
-                "operation": usage.operation,
-                "calls": usage.attempts,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "images": usage.images,
-                "cost_usd": actual,
-            },
-        )
-
-    async def _settle(self, reserved: float, actual: float) -> None:
-        if reserved != actual:
-            await self.ctx.services.db.execute(
-                "settle_openai_usd", {"reserved": reserved, "actual": actual}
-            )
 
 
 class Generator:
@@ -196,9 +105,7 @@ class Generator:
 
     # -- estimates -----------------------------------------------------------------------------
     def _text_estimate(self, user: str) -> float:
-        pricing = self.ctx.services.ai.pricing
-        tokens_in = (len(self.system) + len(user)) // _CHARS_PER_TOKEN + _SCHEMA_PROMPT_TOKENS
-        return pricing.text_cost(self.generation.text_model, tokens_in, 0, _EXPECTED_OUTPUT_TOKENS)
+        return text_estimate(self.ctx, self.generation.text_model, self.system, user)
 
     def _image_estimate(self) -> float:
         price = self.ctx.services.ai.pricing.image_price(self.generation.image_model)
@@ -329,6 +236,48 @@ class Generator:
         )
 
 
+class ThreadPart(Generator):
+    """One part of a generated thread: checked as a tweet, and also against the parts before
+    it (X refuses a duplicate post, and a thread that repeats itself reads badly)."""
+
+    def __init__(
+        self, ctx: JobContext, row: dict[str, Any], spend: OpenAISpend, earlier: list[str]
+    ):
+        super().__init__(ctx, row, spend)
+        self.earlier = earlier
+
+    async def _check(self, draft: Draft) -> Rejection | None:
+        if self.earlier:
+            closest = await self.ctx.services.db.fetchrow(
+                "similarity_to_each", {"text": draft.text, "others": self.earlier}
+            )
+            threshold = self.generation.similarity_threshold
+            if closest is not None and closest["similarity"] >= threshold:
+                return near_duplicate(draft, closest["other"], closest["similarity"], threshold)
+        return await super()._check(draft)
+
+
+async def write_thread(
+    ctx: JobContext, row: dict[str, Any], spend: OpenAISpend
+) -> tuple[list[Draft], StoredImage | None]:
+    """The parts of a generated thread (`thread_parts` of them), one after the other: each a
+    draft written and checked as a tweet is (and against the parts before it), given the parts
+    before it. An image, when asked for, goes with part 1 alone."""
+    total = int(row["thread_parts"])
+    drafts: list[Draft] = []
+    image: StoredImage | None = None
+    for position in range(1, total + 1):
+        earlier = [d.text for d in drafts]
+        topic = thread_part_topic(row["topic"], position, total, earlier)
+        part = ThreadPart(ctx, {**row, "topic": topic}, spend, earlier)
+        if position > 1:
+            part.want_image, part.image_brief = False, None
+        draft, drawn = await part.run()
+        drafts.append(draft)
+        image = image or drawn
+    return drafts, image
+
+
 # -- the handler -------------------------------------------------------------------------------
 
 
@@ -344,7 +293,12 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
     generator = Generator(ctx, row, spend)
     started = datetime.now(UTC)
     try:
-        draft, image = await generator.run()
+        if row["thread_parts"]:
+            thread, image = await write_thread(ctx, row, spend)
+            draft = thread[0]
+        else:
+            thread = []
+            draft, image = await generator.run()
     except BudgetReached as exc:
         await db.execute("release_generation", {"id": row_id, "error": str(exc)})
         until = min(next_month_start(), datetime.now(UTC) + CAP_RECHECK)
@@ -366,7 +320,7 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
         await db.execute(
             "release_generation", {"id": row_id, "error": "OpenAI account out of credit"}
         )
-        raise Snooze(datetime.now(UTC) + _CREDIT_RECHECK, "OpenAI account out of credit") from None
+        raise Snooze(datetime.now(UTC) + CREDIT_RECHECK, "OpenAI account out of credit") from None
     except AIAuthError as exc:
         await alert(
             ctx, "critical", "openai_auth", "openai_auth", f"OpenAI rejected the key: {exc}"
@@ -388,11 +342,14 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
     alt_text = None
     if image is not None and gen.alt_text:
         alt_text = draft.alt_text or f"Illustration for a post about {row['topic']}"
+    written: dict[str, Any] = (
+        {"thread": [d.text for d in thread]} if thread else {"content": draft.text}
+    )
     done = await db.fetchrow(
-        "finish_generation",
+        "finish_thread_generation" if thread else "finish_generation",
         {
             "id": row_id,
-            "content": draft.text,
+            **written,
             "image_path": image.path if image else None,
             "image_url": image.url if image else None,
             "alt_text": alt_text,
@@ -413,6 +370,7 @@ async def generate_tweet(payload: GenerateTweetPayload, ctx: JobContext) -> dict
     return {
         "status": done["status"],
         "drafts": generator.drafts,
+        "thread_parts": len(thread) or None,
         "image_path": image.path if image else None,
         "image": f"{image.width}x{image.height} {image.mime} {image.size} B" if image else None,
         "post_job_id": done["job_id"] if done["status"] == "pending" else None,

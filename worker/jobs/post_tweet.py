@@ -44,6 +44,7 @@ from worker.clients.x import (
     XTimeout,
     XUsageCapped,
 )
+from worker.content.polls import poll_from_row
 from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
 from worker.jobs._reconcile import Found, reconcile, window_s
@@ -248,6 +249,7 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
         raise GiveUp(f"scheduled_tweets row {row['id']} has no content to post")
     try:
         validate_tweet_text(content)
+        _poll_args(row)
     except ValueError as exc:
         await _fail_row(ctx, row["id"], str(exc))
         raise GiveUp(str(exc)) from None
@@ -265,6 +267,12 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
             await _record_found(ctx, row, found, operation)
             ctx.log.info("reconciled: tweet {} was already posted", found.tweet_id)
             return {"tweet_id": found.tweet_id, "reconciled": True}
+        if row["duplicate_refused_at"] is not None:
+            # X called the text a duplicate, and a whole window later this row's post is still
+            # not on the timeline: it duplicates an older post. Asking again would loop.
+            reason = "X refused the text as a duplicate of an earlier tweet"
+            await _give_back(ctx, row["id"], refund=True, fail=reason)
+            raise GiveUp(reason)
 
     wait_for_spent_window(ctx, "tweets")
     async with budgeted(ctx, _estimate(ctx, row, operation)) as spend:
@@ -306,6 +314,7 @@ async def _post(
             reply_to=row["in_reply_to_tweet_id"],
             quote_tweet_id=row["quote_tweet_id"],
             made_with_ai=bool(media_id) and _made_with_ai(ctx, row),
+            **_poll_args(row),
         )
     except XDuplicate:
         return await _duplicate(ctx, row, operation)
@@ -345,6 +354,19 @@ async def _post(
     return {"tweet_id": tweet.id, "media_id": media_id, "operation": operation, "cost_usd": cost}
 
 
+def _poll_args(row: dict[str, Any]) -> dict[str, Any]:
+    """The row's poll as ``XClient.post_tweet`` takes it, checked by X's rules (PollError)."""
+    poll = poll_from_row(
+        row["poll_options"],
+        row["poll_duration_minutes"],
+        has_media=bool(row["image_path"]),
+        quotes=bool(row["quote_tweet_id"]),
+    )
+    if poll is None:
+        return {}
+    return {"poll_options": poll.options, "poll_duration_minutes": poll.duration_minutes}
+
+
 async def _credentials_refused(ctx: JobContext, exc: Exception) -> Exception:
     await alert(ctx, "critical", "x_auth", "x_auth", f"X rejected the credentials: {exc}")
     return RetryLater(f"X rejected the credentials: {exc}", retry_in=timedelta(minutes=10))
@@ -354,6 +376,7 @@ async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> di
     """X refused the text as a duplicate: the post exists. Nothing is refunded (X billed the
     call that created it, and this row's reservation stands for it); it is found and recorded,
     after the consistency window if need be."""
+    await ctx.services.db.execute("note_duplicate_refusal", {"id": row["id"]})
     found = await reconcile(ctx, row, media_count=_media_count(row))
     if found:
         owner = await ctx.services.db.fetchval("tweet_recorded_for", {"tweet_id": found.tweet_id})

@@ -8,11 +8,8 @@ triggers and functions keep every rule. This module only translates their refusa
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,11 +22,21 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from worker.config.models import CONFIG_MODELS, validate_config
+from worker.content.polls import PollError, poll_from_row
 from worker.content.tweet_text import TweetTextError, validate_tweet_text, weighted_length
 from worker.db import Params, query
 from worker.logs import redact
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled", "skipped")
+REPLY_DRAFT_STATUSES = (
+    "awaiting_approval",
+    "approved",
+    "posted",
+    "failed",
+    "rejected",
+    "expired",
+    "cancelled",
+)
 ScheduledAction = Literal["approved", "rejected", "cancelled"]
 
 
@@ -86,34 +93,6 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         raise Refused(f"cannot read time {text!r}; use {TIME_FORMATS_HELP}") from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-# -- health ------------------------------------------------------------------------------------
-
-
-def fetch_health(url: str, timeout: float = 2.0) -> dict[str, Any]:
-    """GET a worker's /health. Never raises: an unreachable worker is a state, not an error."""
-    if not url.rstrip("/").endswith("/health"):
-        url = url.rstrip("/") + "/health"
-    if not url.startswith(("http://", "https://")):
-        return {"url": url, "reachable": False, "error": "not an http(s) URL"}
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - checked above
-            return {
-                "url": url,
-                "reachable": True,
-                "http_status": resp.status,
-                "body": json.loads(resp.read() or b"{}"),
-            }
-    except urllib.error.HTTPError as exc:  # 503 still carries the JSON body
-        try:
-            body = json.loads(exc.read() or b"{}")
-        except ValueError:
-            body = {}
-        return {"url": url, "reachable": True, "http_status": exc.code, "body": body}
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return {"url": url, "reachable": False, "error": str(reason)}
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -206,7 +185,13 @@ class Operator:
 
     # -- scheduled tweets ------------------------------------------------------------------
     def schedule(
-        self, content: str, at: datetime | None = None, *, reply_to: str | None = None
+        self,
+        content: str,
+        at: datetime | None = None,
+        *,
+        reply_to: str | None = None,
+        poll_options: Sequence[str] | None = None,
+        poll_minutes: int | None = None,
     ) -> dict[str, Any]:
         """Post `content` exactly as written at `at` (default now), as a reply to `reply_to`
         when given.
@@ -222,11 +207,18 @@ class Operator:
         text = content.strip()  # as the database stores it (Python's whitespace set)
         try:
             validate_tweet_text(text)
-        except TweetTextError as exc:
+            poll_from_row(list(poll_options) if poll_options else None, poll_minutes)
+        except (TweetTextError, PollError) as exc:
             raise Refused(f"not scheduled: {exc}") from None
         row = self._one(
             "operator_schedule_tweet",
-            {"content": content, "scheduled_for": at, "in_reply_to_tweet_id": reply_to},
+            {
+                "content": content,
+                "scheduled_for": at,
+                "in_reply_to_tweet_id": reply_to,
+                "poll_options": list(poll_options) if poll_options else None,
+                "poll_duration_minutes": poll_minutes,
+            },
         )
         assert row is not None
         summoned = bool(reply_to) and bool(
@@ -241,13 +233,43 @@ class Operator:
             "price_usd": (price or {}).get("price"),
         }
 
-    def generate(
-        self, topic: str | None = None, with_image: bool | None = None, at: datetime | None = None
+    def thread(
+        self, parts: Sequence[str], at: datetime | None = None, *, reply_to: str | None = None
     ) -> dict[str, Any]:
-        """Have a tweet written (about `topic`, or one of the persona's) and posted at `at`."""
+        """Post `parts` in order as a thread, each a reply to the one before (the first to
+        `reply_to` when given), at `at` (default now). Every part is counted as X counts it
+        first; the row returned carries its `parts` (one row each, made by the database)."""
+        texts = [p.strip() for p in parts]
+        for position, text in enumerate(texts, start=1):
+            try:
+                validate_tweet_text(text)
+            except TweetTextError as exc:
+                raise Refused(f"not scheduled: thread part {position}: {exc}") from None
+        row = self._one(
+            "operator_schedule_thread",
+            {"thread": texts, "scheduled_for": at, "in_reply_to_tweet_id": reply_to},
+        )
+        assert row is not None
+        return {**row, "parts": self._fetch("operator_thread_parts", {"id": row["id"]})}
+
+    def generate(
+        self,
+        topic: str | None = None,
+        with_image: bool | None = None,
+        at: datetime | None = None,
+        *,
+        thread_parts: int | None = None,
+    ) -> dict[str, Any]:
+        """Have a tweet written (about `topic`, or one of the persona's) and posted at `at`;
+        with `thread_parts`, a thread of that many parts."""
         row = self._one(
             "operator_schedule_generation",
-            {"topic": topic, "with_image": with_image, "scheduled_for": at},
+            {
+                "topic": topic,
+                "with_image": with_image,
+                "scheduled_for": at,
+                "thread_parts": thread_parts,
+            },
         )
         assert row is not None
         return row
@@ -303,6 +325,66 @@ class Operator:
         if row is None:
             raise NotFound(f"no scheduled tweet with id {tweet_id}")
         return row
+
+    # -- reply drafts ----------------------------------------------------------------------
+    def reply_drafts(self, status: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Reply drafts, newest first, with the post each answers."""
+        if status is not None and status not in REPLY_DRAFT_STATUSES:
+            raise Refused(
+                f"unknown reply draft status {status!r}; one of {', '.join(REPLY_DRAFT_STATUSES)}"
+            )
+        return plain(self._fetch("operator_reply_drafts", {"status": status, "limit": limit}))
+
+    def reply_draft(self, draft_id: int) -> dict[str, Any]:
+        row = self._one("operator_reply_draft", {"id": draft_id})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        return plain(row)
+
+    def _reply_text(self, draft_id: int, text: str) -> None:
+        try:
+            validate_tweet_text(text.strip())
+        except TweetTextError as exc:
+            raise Refused(f"reply draft {draft_id}: {exc}") from None
+
+    def approve_reply(self, draft_id: int, text: str | None = None) -> dict[str, Any]:
+        """Approve a reply draft (with `text` instead of the draft's, when given): it is posted
+        at once as a reply to the post it answers, exactly once (post_tweet). Refused when it
+        expired; repeating an approval without new text is a no-op (`changed: False`)."""
+        if text is not None:
+            self._reply_text(draft_id, text)
+        current = self.reply_draft(draft_id)
+        if current["status"] in ("approved", "posted") and text is None:
+            return {**current, "changed": False}
+        row = self._one("operator_approve_reply_draft", {"id": draft_id, "content": text})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        if row["status"] == "expired":
+            raise Refused(
+                f"reply draft {draft_id} expired at {row['expires_at']:%Y-%m-%d %H:%M} UTC, before "
+                "it was approved (configs.conversation.expire_after_minutes); it will not be posted"
+            )
+        return {**plain(row), "changed": True}
+
+    def edit_reply(self, draft_id: int, text: str) -> dict[str, Any]:
+        """New text for a reply draft awaiting approval (then approve or reject it)."""
+        self._reply_text(draft_id, text)
+        self.reply_draft(draft_id)
+        row = self._one("operator_edit_reply_draft", {"id": draft_id, "content": text})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        return plain(row)
+
+    def reject_reply(self, draft_id: int) -> dict[str, Any]:
+        """Reject a reply draft awaiting approval: it is never posted (the post stays answered:
+        one reply per interaction)."""
+        current = self.reply_draft(draft_id)
+        if current["status"] == "rejected":
+            return {**current, "changed": False}
+        row = self._one("operator_reject_reply_draft", {"id": draft_id})
+        if row is None:
+            raise NotFound(f"no reply draft with id {draft_id}")
+        return {**plain(row), "changed": True}
 
     # -- jobs ------------------------------------------------------------------------------
     def job_kinds(self) -> list[str]:
@@ -390,8 +472,8 @@ class Operator:
 
     # -- what awaits a person, what is planned, what happened -----------------------------
     def inbox(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """Items awaiting a person's decision (generated tweets awaiting approval), oldest
-        first, with how many there are in all."""
+        """Items awaiting a person's decision (generated tweets awaiting approval, reply drafts),
+        soonest due first, with how many there are in all."""
         state = self._one("operator_inbox_state") or {}
         items = self._fetch("operator_inbox", {"limit": limit, "offset": max(0, offset)})
         return plain({"items": items, "total": int(state.get("waiting") or 0)})

@@ -8,7 +8,9 @@ Output, in one folder:
   `top_tweets.png`;
 - `tweets.csv` (one row per tweet), `daily.csv` (one row per UTC day), `best_times.csv`
   (weekday x hour), and `summary.json` (the headline numbers, with the billing cycle's spend so
-  far and projected, X and OpenAI).
+  far and projected, X and OpenAI);
+- `polls.csv` (one row per poll option, when polls were posted in the window; the HTML shows
+  each poll's results too).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from worker.report import charts, html
+from worker.report import charts, html, polls
 from worker.report.analysis import (
     DEFAULT_SINCE,
     WEEKDAYS,
@@ -98,13 +100,17 @@ def build_report(
         with psycopg.connect(dsn, connect_timeout=5, application_name="chirpbase-report") as conn:
             raw_tweets, raw_daily, counts = load(conn, start, until)
             spend = load_spend(conn)
+            poll_results = polls.load_polls(conn, start, until)
     except psycopg.OperationalError as exc:
         raise ReportError(f"cannot connect to the database: {str(exc).strip()}") from None
 
     a = analyse(raw_tweets, raw_daily, start, until, counts)
     a.summary["spend"] = spend
+    a.summary["polls"] = poll_results
     files: dict[str, Path] = {}
     files.update(write_csvs(a, out))
+    if poll_results:
+        files["polls_csv"] = polls.write_csv(poll_results, out / "polls.csv")
     chart_files: dict[str, Path] = {}
     if not a.empty:
         chart_files = charts.render_all(a, out)

@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from worker.report import polls
 from worker.report.analysis import WEEKDAYS, Analysis, records
 
 CSS = """
@@ -121,7 +122,7 @@ def render(a: Analysis, charts: dict[str, Path]) -> str:
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>",
+        f"<title>{escape(title)}</title><style>{CSS}{polls.CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="sub">{escape(window)} · generated {escape(_stamp(s.get("generated_at")))}</p>',
     ]
@@ -145,6 +146,7 @@ def render(a: Analysis, charts: dict[str, Path]) -> str:
                 parts.append(_image_table(a))
             if name == "top_tweets_png":
                 parts.append(_top_table(a))
+        parts.append(polls.render_html(s.get("polls") or []))
         parts.append(_daily_table(a))
     parts.append(
         "<footer>Engagements = likes + retweets + replies from each tweet's latest stats. "

@@ -1,7 +1,7 @@
 """The worker's Realtime doorbell: `postgres_changes` on `jobs` (INSERT) and `configs` (*).
 
-Tables in `watch` (the console's `scheduled_tweets`) are subscribed too, every event, and ring
-with their own name.
+Tables in `watch` (the console's `scheduled_tweets` and `reply_drafts`) are subscribed too, every
+event, and ring with their own name.
 
 An event only means "look now"; the tables are the truth. The doorbell therefore cares about
 one thing above all: being subscribed, and telling the worker to re-poll whenever it may have

@@ -10,7 +10,8 @@ where id = %(id)s
   and status in ('pending', 'generating')
   and topic is not null
   and content is null
-returning id, topic, with_image, scheduled_for;
+  and thread is null
+returning id, topic, with_image, scheduled_for, thread_parts;
 
 -- name: generation_row
 select id, topic, content, status, scheduled_for from public.scheduled_tweets where id = %(id)s;
@@ -60,6 +61,20 @@ set content = %(content)s,
 where s.id = %(id)s and s.status = 'generating'
 returning s.status, s.job_id;
 
+-- name: finish_thread_generation
+-- A generated thread's parts (and part 1's image): as finish_generation, with the parts in
+-- `thread`; the database then makes one row per part and queues the first (migration threads).
+update public.scheduled_tweets s
+set thread = %(thread)s::text[],
+    image_path = %(image_path)s,
+    image_url = %(image_url)s,
+    alt_text = %(alt_text)s,
+    generated_at = now(),
+    error = null,
+    status = case when %(require_approval)s then 'awaiting_approval' else 'pending' end
+where s.id = %(id)s and s.status = 'generating'
+returning s.status, s.job_id;
+
 -- name: enqueue_generated_post
 -- Repair path: the text was written but the job did not record its success (crash). Same job,
 -- same dedupe key as finish_generation, so this never makes a second post job.
@@ -100,3 +115,10 @@ select public.record_api_usage(
   openai_output_tokens => %(output_tokens)s::integer,
   images => %(images)s::integer,
   estimated_cost_usd => %(cost_usd)s::numeric);
+
+-- name: similarity_to_each
+-- pg_trgm similarity of %(text)s to each of %(others)s (the parts of a thread written so far).
+select o.other, extensions.similarity(o.other, %(text)s)::float8 as similarity
+from unnest(%(others)s::text[]) as o(other)
+order by 2 desc
+limit 1;

@@ -7,16 +7,28 @@
 -- Scheduled tweets -------------------------------------------------------------------------------
 
 -- name: operator_schedule_tweet
-insert into public.scheduled_tweets (content, scheduled_for, source, in_reply_to_tweet_id)
+insert into public.scheduled_tweets (content, scheduled_for, source, in_reply_to_tweet_id,
+                                     poll_options, poll_duration_minutes)
 values (%(content)s::text, coalesce(%(scheduled_for)s::timestamptz, now()), 'cli',
-        %(in_reply_to_tweet_id)s::text)
+        %(in_reply_to_tweet_id)s::text, %(poll_options)s::text[], %(poll_duration_minutes)s::integer)
 returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at,
-          in_reply_to_tweet_id;
+          in_reply_to_tweet_id, poll_options, poll_duration_minutes;
+
+-- name: operator_schedule_thread
+-- A thread: the database makes one row per part and queues the first (migration threads).
+insert into public.scheduled_tweets (thread, scheduled_for, source, in_reply_to_tweet_id)
+values (%(thread)s::text[], coalesce(%(scheduled_for)s::timestamptz, now()), 'cli',
+        %(in_reply_to_tweet_id)s::text)
+returning id, status, thread, scheduled_for, source, created_at, in_reply_to_tweet_id;
+
+-- name: operator_thread_parts
+select id, thread_position, content, status, job_id, tweet_id
+from public.scheduled_tweets where thread_of = %(id)s::bigint order by thread_position;
 
 -- name: operator_schedule_generation
 -- Without a topic, one of the persona's topics is drawn (as the generation cron does); without
 -- an explicit image choice, generation.image decides.
-insert into public.scheduled_tweets (topic, with_image, scheduled_for, source)
+insert into public.scheduled_tweets (topic, with_image, scheduled_for, source, thread_parts)
 values (
   coalesce(
     %(topic)s::text,
@@ -32,8 +44,10 @@ values (
            (public.config_value('generation') ->> 'image')::boolean,
            false),
   coalesce(%(scheduled_for)s::timestamptz, now()),
-  'cli')
-returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at;
+  'cli',
+  %(thread_parts)s::integer)
+returning id, status, content, topic, with_image, scheduled_for, job_id, source, created_at,
+          thread_parts;
 
 -- name: operator_set_scheduled_status
 -- approve / reject / cancel: the before-update trigger decides whether the move is allowed.
@@ -98,10 +112,16 @@ from public.queue_depth
 order by kind, status;
 
 -- name: operator_upcoming_posts
-select id, status, content, topic, with_image, scheduled_for, job_id, error
-from public.scheduled_tweets
-where status in ('pending', 'generating', 'awaiting_approval', 'approved', 'posting')
-order by scheduled_for, id
+-- A thread is one line (its first part, and how far it got); its part rows are not listed.
+select s.id, s.status,
+       coalesce(s.content, case when s.thread is not null then pg_catalog.format(
+         '%%s (thread: %%s of %%s parts posted)', s.thread[1],
+         coalesce(cardinality(s.thread_tweet_ids), 0), cardinality(s.thread)) end) as content,
+       s.topic, s.with_image, s.scheduled_for, s.job_id, s.error
+from public.scheduled_tweets s
+where s.status in ('pending', 'generating', 'awaiting_approval', 'approved', 'posting')
+  and s.thread_of is null
+order by s.scheduled_for, s.id
 limit %(limit)s::integer;
 
 -- name: operator_recent_posts
@@ -187,8 +207,9 @@ order by j.finished_at desc
 limit 1;
 
 -- name: operator_reply_summoned
--- The post summoned the account (it mentioned or replied to it): a reply costs the summoned price.
-select exists (select 1 from public.replies r where r.reply_id = %(tweet_id)s::text);
+-- The post summoned the account (it mentions it or quotes one of its posts): a reply costs the
+-- summoned price.
+select public.x_summoned_reply(%(tweet_id)s::text);
 
 -- name: operator_post_price
 -- X's price of creating a post: the operation's price from configs.pricing.x.
@@ -215,25 +236,83 @@ from public.reschedule_scheduled_tweet(%(id)s::bigint, %(scheduled_for)s::timest
 -- Things awaiting a person -----------------------------------------------------------------------
 
 -- name: operator_inbox
--- Generated tweets awaiting approval, oldest first (they were asked for first), through
--- scheduled_tweets_status_idx. `kind` names the item type: further kinds (reply drafts) are
--- unioned in here with the same columns.
-select 'tweet'::text as kind, s.id, s.content, s.topic, s.image_url, s.alt_text, s.with_image,
-       s.scheduled_for, s.generated_at, s.edited_at, s.updated_at, s.source,
-       null::text as in_reply_to_tweet_id, null::text as in_reply_to_text,
-       null::text as in_reply_to_author
-from public.scheduled_tweets s
-where s.status = 'awaiting_approval'
-order by s.scheduled_for, s.id
+-- What awaits a person, soonest due first: generated tweets awaiting approval (by when they post)
+-- and reply drafts (by when they expire), through scheduled_tweets_status_idx and
+-- reply_drafts_awaiting_idx. `kind` names the item type; a reply carries the post it answers.
+(select 'tweet'::text as kind, s.id, s.content, s.topic, s.image_url, s.alt_text, s.with_image,
+        s.scheduled_for, s.generated_at, s.edited_at, s.updated_at, s.source,
+        null::text as in_reply_to_tweet_id, null::text as in_reply_to_text,
+        null::text as in_reply_to_author, null::timestamptz as expires_at,
+        s.scheduled_for as due
+ from public.scheduled_tweets s
+ where s.status = 'awaiting_approval'
+ order by s.scheduled_for, s.id
+ limit %(limit)s::integer + %(offset)s::integer)
+union all
+(select 'reply'::text, d.id, d.content, null::text, null::text, null::text, false,
+        null::timestamptz, d.created_at, d.edited_at, d.updated_at, 'reply'::text,
+        d.reply_id, r.content, coalesce(r.author_username, d.author_username, r.author_id),
+        d.expires_at, d.expires_at
+ from public.reply_drafts d
+ join public.replies r on r.reply_id = d.reply_id
+ where d.status = 'awaiting_approval' and d.expires_at > now()
+ order by d.expires_at, d.id
+ limit %(limit)s::integer + %(offset)s::integer)
+order by due, kind, id
 limit %(limit)s::integer offset %(offset)s::integer;
 
 -- name: operator_inbox_state
 -- How many items await, and a token that changes whenever the set or one of them changes (the
 -- console's live inbox compares it).
-select count(*)::bigint as waiting,
-       coalesce(max(s.updated_at), 'epoch'::timestamptz)::text || ':' || count(*)::text as token
-from public.scheduled_tweets s
-where s.status = 'awaiting_approval';
+with t as (
+  select count(*) as n, max(s.updated_at) as at
+  from public.scheduled_tweets s where s.status = 'awaiting_approval'
+), r as (
+  select count(*) as n, max(d.updated_at) as at
+  from public.reply_drafts d where d.status = 'awaiting_approval' and d.expires_at > now()
+)
+select (t.n + r.n)::bigint as waiting,
+       coalesce(t.at, 'epoch'::timestamptz)::text || ':' || t.n::text || '/'
+         || coalesce(r.at, 'epoch'::timestamptz)::text || ':' || r.n::text as token
+from t, r;
+
+-- Reply drafts (the CLI's `replies`, the console's inbox) -------------------------------------------
+
+-- name: operator_reply_drafts
+-- Reply drafts, newest first, with the post each answers (status: all when null).
+select d.id, d.status, d.content, d.reply_id, d.author_id,
+       coalesce(r.author_username, d.author_username) as author_username,
+       r.content as in_reply_to_text, d.conversation_id, d.expires_at, d.created_at,
+       d.approved_at, d.decided_at, d.posted_at, d.scheduled_tweet_id, d.tweet_id, d.error,
+       d.approval, d.drafts, d.edited_at
+from public.reply_drafts d
+join public.replies r on r.reply_id = d.reply_id
+where %(status)s::text is null or d.status = %(status)s::text
+order by d.id desc
+limit %(limit)s::integer;
+
+-- name: operator_reply_draft
+select d.id, d.status, d.content, d.reply_id, d.author_id,
+       coalesce(r.author_username, d.author_username) as author_username,
+       r.content as in_reply_to_text, d.conversation_id, d.context, d.expires_at, d.created_at,
+       d.approved_at, d.decided_at, d.posted_at, d.scheduled_tweet_id, d.tweet_id, d.error,
+       d.approval, d.drafts, d.edited_at, d.updated_at
+from public.reply_drafts d
+join public.replies r on r.reply_id = d.reply_id
+where d.id = %(id)s::bigint;
+
+-- name: operator_approve_reply_draft
+-- Approve (with new text when given): the trigger creates the reply's post, or expires the draft.
+select id, status, content, reply_id, expires_at, scheduled_tweet_id, approved_at, updated_at
+from public.approve_reply_draft(%(id)s::bigint, %(content)s::text);
+
+-- name: operator_edit_reply_draft
+select id, status, content, reply_id, expires_at, edited_at, updated_at
+from public.edit_reply_draft(%(id)s::bigint, %(content)s::text);
+
+-- name: operator_reject_reply_draft
+select id, status, content, reply_id, decided_at, updated_at
+from public.reject_reply_draft(%(id)s::bigint);
 
 -- Calendar ---------------------------------------------------------------------------------------
 

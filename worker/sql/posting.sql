@@ -45,3 +45,8 @@ select public.refund_quota('posts', 1, public.post_reservation_month(%(id)s));
 -- name: tweet_recorded_for
 -- Which scheduled row a tweet is already recorded for, if any.
 select scheduled_tweet_id from public.tweets where tweet_id = %(tweet_id)s;
+
+-- name: note_duplicate_refusal
+-- X refused this row's text as a duplicate: remember the first time (see the migration).
+update public.scheduled_tweets set duplicate_refused_at = coalesce(duplicate_refused_at, now())
+where id = %(id)s and status = 'posting';

@@ -8,9 +8,14 @@ update public.x_account set user_id = %(user_id)s, username = %(username)s, upda
 where id = 1;
 
 -- name: get_scheduled_tweet
-select id, content, topic, with_image, scheduled_for, status, tweet_id, error, image_path, image_url,
-       alt_text, post_started_at, in_reply_to_tweet_id, quote_tweet_id, generated_at
-from public.scheduled_tweets where id = %(id)s;
+-- A part of a generated thread answers for its thread's topic (its image is generated).
+select s.id, s.content, coalesce(s.topic, t.topic) as topic, s.with_image, s.scheduled_for,
+       s.status, s.tweet_id, s.error, s.image_path, s.image_url, s.alt_text, s.post_started_at,
+       s.in_reply_to_tweet_id, s.quote_tweet_id, s.generated_at, s.poll_options,
+       s.poll_duration_minutes, s.duplicate_refused_at
+from public.scheduled_tweets s
+left join public.scheduled_tweets t on t.id = s.thread_of
+where s.id = %(id)s;
 
 -- name: mark_posting
 -- Record the intent to post before calling X. Only a row that is ready (or already posting, after
@@ -79,12 +84,13 @@ select public.release_daily_like(%(reply_id)s);
 with r as (
   select * from jsonb_to_recordset(%(rows)s) as r(reply_id text, original_tweet_id text,
     author_id text, author_username text, content text, created_at timestamptz,
-    conversation_id text, source text)
+    conversation_id text, mentions_account boolean, quoted_tweet_id text, lang text, source text)
 ), ins as (
   insert into public.replies (reply_id, original_tweet_id, author_id, author_username, content,
-                              created_at, conversation_id, source)
+                              created_at, conversation_id, mentions_account, quoted_tweet_id,
+                              lang, source)
   select r.reply_id, r.original_tweet_id, r.author_id, r.author_username, r.content,
-         r.created_at, r.conversation_id, r.source
+         r.created_at, r.conversation_id, r.mentions_account, r.quoted_tweet_id, r.lang, r.source
   from r
   on conflict (reply_id) do nothing
   returning reply_id
@@ -172,10 +178,11 @@ select public.x_capability_available(%(capability)s::text) as available,
 select public.pause_x_capability(%(capability)s::text, %(detail)s::text);
 
 -- name: x_reply_target
--- A reply's target: did it summon the account (a `replies` row: it mentioned or replied to it),
--- or is it the account's own post (a thread)? Either makes the reply allowed on self-serve
--- access (SQL x_summoned_by); only the first is billed at the summoned-reply price.
-select exists (select 1 from public.replies r where r.reply_id = %(tweet_id)s::text) as summoned,
+-- A reply's target: did it summon the account (a `replies` row that mentions it or quotes one
+-- of its posts: SQL x_summoned_reply), or is it the account's own post (a thread)? Either makes
+-- the reply allowed on self-serve access (SQL x_summoned_by); only the first is billed at the
+-- summoned-reply price.
+select public.x_summoned_reply(%(tweet_id)s::text) as summoned,
        exists (select 1 from public.tweets t where t.tweet_id = %(tweet_id)s::text) as own;
 
 -- name: set_cap_reset_day

@@ -60,13 +60,15 @@ export class PostgresReplyStore implements ReplyStore {
         select *
         from jsonb_to_recordset(${this.sql.json(rows as unknown as postgres.JSONValue)}::jsonb) as r(
           reply_id text, original_tweet_id text, author_id text, author_username text,
-          content text, created_at timestamptz, conversation_id text)
+          content text, created_at timestamptz, conversation_id text, mentions_account boolean,
+          quoted_tweet_id text, lang text)
       ), ins as (
         insert into public.replies
           (reply_id, original_tweet_id, author_id, author_username, content, created_at,
-           conversation_id, source)
+           conversation_id, mentions_account, quoted_tweet_id, lang, source)
         select reply_id, original_tweet_id, author_id, author_username, coalesce(content, ''),
-               coalesce(created_at, now()), conversation_id, 'webhook'
+               coalesce(created_at, now()), conversation_id, mentions_account, quoted_tweet_id,
+               lang, 'webhook'
         from input
         order by reply_id
         on conflict (reply_id) do nothing

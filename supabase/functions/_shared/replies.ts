@@ -36,6 +36,15 @@
  *                         only for a post that replies to nothing (it starts its own
  *                         conversation: conversation_id = its own id) and leaves it null
  *                         otherwise; the vectors say so case by case (`expected_v1`).
+ *       mentions_account  the post's mention entities name the bot (its text, its note, or the
+ *                         handles X puts before a reply's text). A reply to the bot's post that
+ *                         left the handle out is kept (it replies to the bot) but did not summon
+ *                         it: X refuses a reply to it on self-serve access (integrate.mdx,
+ *                         "Reply restrictions"), so no reply draft is written for it
+ *       quoted_tweet_id   the post it quotes (`quoted_status_id_str` / `referenced_tweets`
+ *                         `quoted`): a quote of the bot's post summons it too
+ *       lang              X's language tag (`lang`, BCP 47, "und" when X could not tell), null
+ *                         when absent or malformed
  *
  * One webhook-only filter: an Account Activity delivery of a mention by an account the bot has
  * blocked carries `user_has_blocked: true` next to `tweet_create_events` (X's own examples show
@@ -53,6 +62,9 @@ export interface ReplyRow {
   content: string;
   created_at: string | null;
   conversation_id: string | null;
+  mentions_account: boolean;
+  quoted_tweet_id: string | null;
+  lang: string | null;
 }
 
 export type SkipReason =
@@ -69,6 +81,9 @@ export type ReplyDecision = { row: ReplyRow; skip?: undefined } | { row?: undefi
 type Obj = Record<string, unknown>;
 
 const ID_RE = /^[0-9]{1,20}$/;
+// A BCP 47 tag as X writes one ("en", "pt", "zh-cn", "und"); worker/conversation/mentions.py
+// applies the same pattern.
+const LANG_RE = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,3}$/;
 const MONTHS: Record<string, number> = {
   Jan: 0,
   Feb: 1,
@@ -91,6 +106,11 @@ const ISO_DATE_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2
 
 function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** X's language tag of a post, or null when absent or malformed. */
+export function langOf(v: unknown): string | null {
+  return typeof v === "string" && LANG_RE.test(v) ? v : null;
 }
 
 /** A snowflake id given as a string of digits; anything else is null. */
@@ -184,6 +204,9 @@ export function replyFromV1(tweet: unknown, botUserId: string): ReplyDecision {
       created_at: createdAt,
       // v1.1 has no conversation_id; a post replying to nothing starts its own conversation.
       conversation_id: originalTweetId === null ? replyId : null,
+      mentions_account: mentionsBot,
+      quoted_tweet_id: idOf(tweet.quoted_status_id_str),
+      lang: langOf(tweet.lang),
     },
   };
 }
@@ -344,6 +367,7 @@ export function replyFromV2(tweet: unknown, users: unknown, botUserId: string): 
   if (inReplyToUser !== botUserId && !mentionsBot) return { skip: "not_for_bot" };
 
   const repliedTo = refs.find((r) => r.type === "replied_to");
+  const quoted = refs.find((r) => r.type === "quoted");
   const author = Array.isArray(users) ? users.find((u) => isObj(u) && idOf(u.id) === authorId) : undefined;
   return {
     row: {
@@ -354,6 +378,9 @@ export function replyFromV2(tweet: unknown, users: unknown, botUserId: string): 
       content: str(noteTweet?.text) ?? str(tweet.text) ?? "",
       created_at: parseIsoDate(tweet.created_at),
       conversation_id: idOf(tweet.conversation_id),
+      mentions_account: mentionsBot,
+      quoted_tweet_id: quoted ? idOf(quoted.id) : null,
+      lang: langOf(tweet.lang),
     },
   };
 }

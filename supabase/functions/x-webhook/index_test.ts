@@ -668,7 +668,7 @@ function storedReplies(sql: PostgresReplyStore["sql"]): Promise<Record<string, u
   return sql<Record<string, unknown>[]>`
     select reply_id, original_tweet_id, author_id, author_username, content,
            to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
-           conversation_id, source, liked
+           conversation_id, mentions_account, quoted_tweet_id, lang, source, liked
     from public.replies order by reply_id`;
 }
 
@@ -756,6 +756,9 @@ Deno.test({
             content: "hi",
             created_at: null,
             conversation_id: null,
+            mentions_account: true,
+            quoted_tweet_id: null,
+            lang: "en",
           },
         ]));
       const results = await Promise.all(rows);

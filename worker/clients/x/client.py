@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ from worker.clients.x.errors import (
     not_served,
     problem_type,
 )
+from worker.clients.x.polls import POLL_EXPANSION, POLL_FIELDS, polls_by_post
 from worker.clients.x.shapes import (
     LookupResult,
     MentionsPage,
@@ -53,6 +55,7 @@ from worker.clients.x.shapes import (
     older_names,
     parse_metrics,
     parse_tweets,
+    parse_users,
 )
 from worker.clients.x.transport import (
     ENDPOINT_ALIASES,
@@ -78,6 +81,7 @@ _TWEET_FIELDS = (
     "public_metrics",
     "entities",  # mentions: tells a mention of the account from other posts in a thread
     "note_tweet",  # the full text of a post longer than 280 characters
+    "lang",  # which posts get a reply draft (configs.conversation.languages)
     "attachments",  # media keys: a post with media has X's media link appended to its text
 )
 
@@ -333,6 +337,8 @@ class XClient:
         quote_tweet_id: str | None = None,
         made_with_ai: bool = False,
         validate: bool = True,
+        poll_options: Sequence[str] | None = None,
+        poll_duration_minutes: int | None = None,
     ) -> XTweet:
         """Create a tweet (``POST /2/tweets``). Never retried here: on XTimeout/XNetworkError/
         XServerError the tweet may exist; reconcile (``timeline_page``) before posting again.
@@ -354,6 +360,12 @@ class XClient:
             body["quote_tweet_id"] = str(quote_tweet_id)
         if made_with_ai:
             body["made_with_ai"] = True
+        if poll_options:
+            # As tweepy's create_tweet(poll_options=..., poll_duration_minutes=...) sends it.
+            body["poll"] = {
+                "options": list(poll_options),
+                "duration_minutes": poll_duration_minutes,
+            }
         call = partial(self._session_call, "tweets", "POST", "/2/tweets", auth="user", json=body)
         answer = await self._run("tweets", call, read=False)
         data = answer.get("data") or {}
@@ -419,28 +431,35 @@ class XClient:
             tweets=tweets, newest_id=newest, users=users, complete=complete, requests=page + 1
         )
 
-    async def users(self, ids: Iterable[str]) -> list[XUser]:
-        """``GET /2/users?ids=...`` (100 a request): who these accounts are. X bills a User: Read
-        ($0.010) per user returned, once a UTC day; unknown ids are left out."""
+    async def users(self, ids: Iterable[str], *, details: bool = False) -> list[XUser]:
+        """``GET /2/users?ids=...`` (100 a request): who these accounts are; with ``details``,
+        since when and how many follow them (``created_at``, ``public_metrics``, for the reply
+        filters). X bills a User: Read ($0.010) per user returned, once a UTC day, whatever the
+        fields; unknown ids are left out."""
         unique = list(dict.fromkeys(str(i) for i in ids))
         found: list[XUser] = []
+        fields = ["username", "name", *(("created_at", "public_metrics") if details else ())]
         for start in range(0, len(unique), _LOOKUP_BATCH):
             call = partial(
                 self._client.get_users,
                 ids=unique[start : start + _LOOKUP_BATCH],
-                user_fields=["username", "name"],
+                user_fields=fields,
                 user_auth=True,
             )
             body = await self._run("users_lookup", call, read=True)
-            for user in body.get("data") or []:
-                if isinstance(user, dict) and user.get("id"):
-                    found.append(
-                        XUser(
-                            id=str(user["id"]),
-                            username=str(user.get("username") or ""),
-                            name=str(user.get("name") or ""),
-                        )
-                    )
+            found.extend(parse_users(body.get("data")))
+        return found
+
+    async def posts(self, ids: Iterable[str]) -> list[XTweet]:
+        """``GET /2/tweets?ids=...`` (100 a request): the posts' text, author, conversation and
+        language, for the context of a reply. A Posts: Read ($0.005) per post returned, once a
+        UTC day; posts X does not return (deleted, protected) are left out. No expansions: an
+        included author would be a User: Read ($0.010) more."""
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        found: list[XTweet] = []
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            body = await self._lookup(unique[start : start + _LOOKUP_BATCH], list(_TWEET_FIELDS))
+            found.extend(parse_tweets(body)[0])
         return found
 
     async def timeline_page(
@@ -486,6 +505,7 @@ class XClient:
             batch = unique[start : start + _LOOKUP_BATCH]
             fields = ["public_metrics", *(_PRIVATE_FIELDS if private else ())]
             body = await self._lookup(batch, fields)
+            polls = polls_by_post(body)
             refused: list[str] = []
             for error in body.get("errors") or []:
                 kind = problem_type(error)
@@ -495,7 +515,8 @@ class XClient:
                 elif kind == RESOURCE_NOT_FOUND:
                     missing.append(resource)
             for item in body.get("data") or []:
-                found[str(item["id"])] = parse_metrics(item)
+                metrics = parse_metrics(item)
+                found[metrics.id] = replace(metrics, poll=polls.get(metrics.id))
             if "" in refused:
                 # v2.167's field-unauthorized problem names no post: ask again for every post
                 # of the batch X neither returned nor reported missing.
@@ -503,8 +524,10 @@ class XClient:
             retry = [i for i in dict.fromkeys(refused) if i not in found]
             if retry:
                 again = await self._lookup(retry, ["public_metrics"])
+                polls = polls_by_post(again)
                 for item in again.get("data") or []:
-                    found[str(item["id"])] = parse_metrics(item)
+                    metrics = parse_metrics(item)
+                    found[str(item["id"])] = replace(metrics, poll=polls.get(metrics.id))
         return LookupResult((found[i] for i in unique if i in found), missing)
 
     async def own_timeline(
@@ -541,9 +564,12 @@ class XClient:
                 max_results=max(5, min(100, left)),
                 pagination_token=token,
                 tweet_fields=["created_at", "public_metrics"],
+                expansions=[POLL_EXPANSION],
+                poll_fields=POLL_FIELDS,
                 user_auth=True,
             )
             body = await self._run("users_tweets", call, read=True)
+            polls = polls_by_post(body)
             items = [
                 older_names(i)
                 for i in body.get("data") or []
@@ -556,14 +582,21 @@ class XClient:
                 if moment is not None and moment < since:
                     reached = True
                     continue
-                metrics.append(parse_metrics(item))
+                metrics.append(replace(parse_metrics(item), poll=polls.get(str(item["id"]))))
             token = (body.get("meta") or {}).get("next_token")
             if reached or not token:
                 break
         return OwnTimeline(metrics, served_ids=served, pages=pages, complete=reached or not token)
 
     async def _lookup(self, ids: list[str], fields: list[str]) -> dict[str, Any]:
-        call = partial(self._client.get_tweets, ids, tweet_fields=fields, user_auth=True)
+        call = partial(
+            self._client.get_tweets,
+            ids,
+            tweet_fields=fields,
+            expansions=[POLL_EXPANSION],
+            poll_fields=POLL_FIELDS,
+            user_auth=True,
+        )
         return await self._run("tweets_lookup", call, read=True)
 
     async def upload_media(

@@ -10,7 +10,10 @@ What X stores and returns is not the text a client sent:
   ``media_key`` and an ``expanded_url`` such as ``https://x.com/<user>/status/<id>/photo/1``
   (xdevplatform/docs ``x-api/fundamentals/data-dictionary.mdx``; ``.../reference.mdx`` shows
   one without ``media_key``), and the media's keys in ``attachments.media_keys``;
-- ``&``, ``<`` and ``>`` come back as ``&amp;``, ``&lt;``, ``&gt;`` (same page, sample text).
+- ``&``, ``<`` and ``>`` come back as ``&amp;``, ``&lt;``, ``&gt;`` (same page, sample text);
+- a reply comes back with the handles of the people it answers in front of its text (the
+  replied-to author's and the thread's; ``reply.exclude_reply_user_ids`` of ``POST /2/tweets``
+  removes some, openapi.json ``TweetCreateRequest.reply``), which the sender did not write.
 
 :func:`matches_sent` rebuilds the sent text from what X returned and compares it, with the
 attachments, to what chirpbase sent (both NFC, whitespace runs as one space). t.co links are
@@ -22,6 +25,7 @@ when X did not shorten that.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 
@@ -30,6 +34,7 @@ from worker.clients.x.shapes import UrlEntity, XTweet
 _ENTITY = re.compile(r"&(amp|lt|gt);")
 _UNESCAPED = {"amp": "&", "lt": "<", "gt": ">"}
 _SPACES = re.compile(r"\s+")
+_LEADING_HANDLES = re.compile(r"^(?:@\w{1,15}\s+)+")
 
 
 def unescape(text: str) -> str:
@@ -102,10 +107,18 @@ def _trim(pattern: str) -> str:
     return pattern.strip("\x00").replace("\x00", " ")
 
 
-def matches_sent(sent: str, tweet: XTweet, *, media_count: int = 0) -> bool:
+def matches_sent(
+    sent: str, tweet: XTweet, *, media_count: int = 0, reply_to: str | None = None
+) -> bool:
     """True when ``tweet`` (as X returned it) is a post of ``sent`` with ``media_count``
     attachments: its text with X's rewriting undone equals ``sent``, and it carries as many
-    media as were sent."""
+    media as were sent. When ``sent`` was a reply to ``reply_to`` and ``tweet`` answers that
+    post, the handles in front of either text are left out (X put some there)."""
     if len(tweet.media_keys) != media_count:
         return False
-    return sent_text_pattern(tweet).fullmatch(normalized(sent)) is not None
+    if sent_text_pattern(tweet).fullmatch(normalized(sent)) is not None:
+        return True
+    if reply_to is None or tweet.in_reply_to_tweet_id != reply_to:
+        return False
+    bare = dataclasses.replace(tweet, text=_LEADING_HANDLES.sub("", tweet.text))
+    return sent_text_pattern(bare).fullmatch(_LEADING_HANDLES.sub("", normalized(sent))) is not None

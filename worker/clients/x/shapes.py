@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.clients.x.polls import PollResult
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class XUser:
     id: str
     username: str
     name: str
+    # With user.fields=created_at,public_metrics (XClient.users(details=True)):
+    created_at: datetime | None = None
+    followers_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class XTweet:
     organic_metrics: dict[str, int] | None = None
     note_text: str | None = None  # ``note_tweet.text``: the whole text of a long post
     mentioned_user_ids: tuple[str, ...] = ()  # ``entities.mentions`` (and the note's) ids
+    lang: str | None = None  # X's language tag (BCP 47; "und" when X could not tell)
     urls: tuple[UrlEntity, ...] = ()  # ``entities.urls`` of ``text``
     media_keys: tuple[str, ...] = ()  # ``attachments.media_keys``
 
@@ -116,6 +123,7 @@ class TweetMetrics:
     user_profile_clicks: int | None = None
     non_public_metrics: dict[str, int] | None = None
     organic_metrics: dict[str, int] | None = None
+    poll: PollResult | None = None  # the post's poll and its results, when it has one
 
 
 @dataclass(frozen=True)
@@ -213,16 +221,32 @@ def parse_tweets(body: Any) -> tuple[list[XTweet], dict[str, XUser]]:
 
 
 def _users(body: dict[str, Any]) -> dict[str, XUser]:
-    out = {}
     includes = body.get("includes")
-    found = includes.get("users") if isinstance(includes, dict) else None
-    for user in found if isinstance(found, list) else []:
-        if isinstance(user, dict) and user.get("id"):
-            out[str(user["id"])] = XUser(
+    return {
+        u.id: u for u in parse_users(includes.get("users") if isinstance(includes, dict) else None)
+    }
+
+
+def parse_users(items: Any) -> list[XUser]:
+    """User objects (``data`` of GET /2/users, ``includes.users``): total, malformed fields
+    become None. ``public_metrics.followers_count`` and ``created_at`` when X sent them."""
+    out = []
+    for user in items if isinstance(items, list) else []:
+        if not isinstance(user, dict) or not user.get("id"):
+            continue
+        metrics = user.get("public_metrics")
+        followers = metrics.get("followers_count") if isinstance(metrics, dict) else None
+        out.append(
+            XUser(
                 id=str(user["id"]),
                 username=str(user.get("username") or ""),
                 name=str(user.get("name") or ""),
+                created_at=_parse_time(user.get("created_at")),
+                followers_count=followers
+                if isinstance(followers, int) and not isinstance(followers, bool)
+                else None,
             )
+        )
     return out
 
 
@@ -288,6 +312,7 @@ def _tweet(item: dict[str, Any], users: dict[str, XUser]) -> XTweet:
         organic_metrics=item.get("organic_metrics"),
         note_text=note_text,
         mentioned_user_ids=tuple(dict.fromkeys(mentioned)),
+        lang=item.get("lang") if isinstance(item.get("lang"), str) else None,
         urls=_url_entities(item.get("entities")),
         media_keys=_media_keys(item.get("attachments")),
     )

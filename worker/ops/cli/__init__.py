@@ -15,7 +15,7 @@ import sys
 
 # Importing the command modules registers their commands on `app`, in the order `--help` lists.
 # isort: off
-from worker.ops.cli import run, posting, status, jobs, config, report, webhook, console_cmd  # noqa: F401
+from worker.ops.cli import run, posting, replies, status, jobs, config, report, webhook, console_cmd  # noqa: F401
 
 # isort: on
 from worker.ops.cli.app import (

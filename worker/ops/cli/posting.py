@@ -40,6 +40,17 @@ def schedule(
             "summoned the account (be in `replies`: a mention or reply).",
         ),
     ] = None,
+    poll: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--poll",
+            help="A poll option (repeat for 2 to 4 options of at most 25 characters).",
+        ),
+    ] = None,
+    poll_minutes: Annotated[
+        int | None,
+        typer.Option("--poll-minutes", help="How long the poll stays open: 5 to 10080 minutes."),
+    ] = None,
     json_out: JsonFlag = False,
     database_url_opt: DatabaseUrl = None,
 ) -> None:
@@ -47,7 +58,9 @@ def schedule(
     Prints what X will bill for it (a URL makes a post cost $0.20 instead of $0.015)."""
     when = parse_time_option(at)
     with operating(database_url_opt) as op:
-        row = op.schedule(text, when, reply_to=reply_to)
+        row = op.schedule(
+            text, when, reply_to=reply_to, poll_options=poll, poll_minutes=poll_minutes
+        )
     if json_out:
         print_json(row)
         return
@@ -63,6 +76,35 @@ def schedule(
             "[yellow]it contains a URL: X bills a post with a link at the URL price "
             "(configs.pricing.x.post_with_url)[/]"
         )
+
+
+@app.command()
+def thread(
+    parts: Annotated[
+        list[str], typer.Argument(help="The parts, in order (2 to 25; each at most 280 weighted).")
+    ],
+    at: Annotated[str | None, typer.Option("--at", help=TIME_HELP)] = None,
+    reply_to: Annotated[
+        str | None,
+        typer.Option("--reply-to", help="Part 1 answers this post (see `schedule --reply-to`)."),
+    ] = None,
+    json_out: JsonFlag = False,
+    database_url_opt: DatabaseUrl = None,
+) -> None:
+    """Schedule a thread: each part posted in order as a reply to the one before, each exactly
+    once (a scheduled_tweets row with `thread`; one row per part follows)."""
+    when = parse_time_option(at)
+    with operating(database_url_opt) as op:
+        row = op.thread(parts, when, reply_to=reply_to)
+    if json_out:
+        print_json(row)
+        return
+    ids = ", ".join(str(p["id"]) for p in row["parts"])
+    console.print(
+        f"scheduled thread [bold]{row['id']}[/] of {len(row['parts'])} parts for "
+        f"{format_when(row['scheduled_for'])} (part rows {ids}; part 1 queued, each next one "
+        "when the one before is posted)"
+    )
 
 
 @app.command()
@@ -120,19 +162,24 @@ def generate(
         ),
     ] = None,
     at: Annotated[str | None, typer.Option("--at", help=TIME_HELP)] = None,
+    thread_parts: Annotated[
+        int | None,
+        typer.Option("--thread", help="Write a thread of this many parts (2 to 25) instead."),
+    ] = None,
     json_out: JsonFlag = False,
     database_url_opt: DatabaseUrl = None,
 ) -> None:
     """Schedule a generated tweet: the worker writes it (and an image) and posts it at TIME."""
     when = parse_time_option(at)
     with operating(database_url_opt) as op:
-        row = op.generate(topic, image, when)
+        row = op.generate(topic, image, when, thread_parts=thread_parts)
     if json_out:
         print_json(row)
         return
     image_note = " with an image" if row["with_image"] else ""
+    what = f"thread of {row['thread_parts']} parts" if row.get("thread_parts") else "tweet"
     console.print(
-        f"scheduled generated tweet [bold]{row['id']}[/] about {escape(repr(row['topic']))}"
+        f"scheduled generated {what} [bold]{row['id']}[/] about {escape(repr(row['topic']))}"
         f"{image_note} for {format_when(row['scheduled_for'])} "
         f"(job {row['job_id']}, generate_tweet)"
     )

@@ -79,7 +79,7 @@ def status(
     database_url_opt: DatabaseUrl = None,
 ) -> None:
     """Queue, upcoming and recent posts, quota and budget, open alerts, worker health."""
-    from worker.ops.operator import fetch_health
+    from worker.ops.probe import fetch_health
 
     with operating(database_url_opt) as op:
         snap = op.status_snapshot(limit=limit)
