@@ -42,6 +42,9 @@ def worker_process(
         "SHUTDOWN_GRACE_S": "5",
         "X_CONNECT_TIMEOUT_S": "1",
         "X_TIMEOUT_S": "3",
+        # X's timeline shows a post only after a lag: a restart quicker than that waits out
+        # the consistency window before it may conclude anything. Short here, 60 s by default.
+        "RECONCILE_WINDOW_S": "5",
         "LOG_LEVEL": "INFO",
     }
     with log.open("wb") as out:
