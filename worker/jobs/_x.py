@@ -12,8 +12,16 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from worker.billing.access import Capability
+from worker.clients.x import (
+    XCreditsExhausted,
+    XNetworkError,
+    XRateLimited,
+    XServerError,
+    XTimeout,
+    XUsageCapped,
+)
 from worker.jobs.context import JobContext
-from worker.jobs.registry import Skip, Snooze
+from worker.jobs.registry import RetryLater, Skip, Snooze
 from worker.logs import redact, redact_value
 
 # Re-check a capped quota this often: an operator may raise the cap mid-month.
@@ -314,3 +322,32 @@ async def capability_refused(ctx: JobContext, capability: Capability, detail: st
         "pause_x_capability", {"capability": capability, "detail": detail[:300]}
     )
     return Skip(f"X refused {capability}: {detail}"[:500], {"capability": capability})
+
+
+# -- a read X refused or lost ------------------------------------------------------------------
+
+# What an X read can end in that is not its answer: waits (rate limit, usage cap, 402) and
+# failures worth a retry (network, 5xx). Catch these, then `read_failed` says what they mean.
+READ_FAILURES = (
+    XRateLimited,
+    XUsageCapped,
+    XCreditsExhausted,
+    XTimeout,
+    XNetworkError,
+    XServerError,
+)
+
+
+async def read_failed(
+    ctx: JobContext, exc: Exception, *, endpoint: str, waiting: str, what: str
+) -> Exception:
+    """The job's outcome for a read that ended in one of READ_FAILURES: a wait that spends no
+    attempt for X's refusals (`waiting` names the work in the alert), else a retry (`what` names
+    the read in the error)."""
+    if isinstance(exc, XRateLimited):
+        return rate_limit_snooze(endpoint, exc.reset_at, daily=exc.daily)
+    if isinstance(exc, XUsageCapped):
+        return await usage_capped(ctx, waiting)
+    if isinstance(exc, XCreditsExhausted):
+        return await credits_exhausted(ctx, waiting)
+    return RetryLater(f"{what} failed ({type(exc).__name__})")

@@ -29,24 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.billing.prices import cheapest_stats_read
 from worker.clients.x import (
     TweetMetrics,
-    XCreditsExhausted,
-    XNetworkError,
-    XRateLimited,
-    XServerError,
-    XTimeout,
-    XUsageCapped,
 )
 from worker.jobs._x import (
+    READ_FAILURES,
     bot_user_id,
     budgeted,
-    credits_exhausted,
-    rate_limit_snooze,
+    read_failed,
     record_usage,
     reserved_reads,
-    usage_capped,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import RetryLater, job_kind
+from worker.jobs.registry import job_kind
 
 # The most pages walked: X serves a user's 3,200 most recent posts; the rest is looked up.
 TIMELINE_MAX_PAGES = 32
@@ -86,15 +79,15 @@ async def collect_stats(payload: CollectStatsPayload, ctx: JobContext) -> dict[s
                 found[m.id] = m
             result["looked_up"] = len(rest)
         result["requests"] = result.get("timeline_pages", 0) + (len(rest) + 99) // 100
-    except XRateLimited as exc:
+    except READ_FAILURES as exc:
         endpoint = "users_tweets" if source == "owned_timeline" else "tweets_lookup"
-        raise rate_limit_snooze(exc.endpoint or endpoint, exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        raise await usage_capped(ctx, "stats collections") from None
-    except XCreditsExhausted:
-        raise await credits_exhausted(ctx, "stats collections") from None
-    except (XTimeout, XNetworkError, XServerError) as exc:
-        raise RetryLater(f"stats read failed ({type(exc).__name__})") from None
+        raise await read_failed(
+            ctx,
+            exc,
+            endpoint=getattr(exc, "endpoint", None) or endpoint,
+            waiting="stats collections",
+            what="stats read",
+        ) from None
 
     rows = [
         {

@@ -41,13 +41,7 @@ from worker.clients.ai import (
     AIUnavailable,
 )
 from worker.clients.x import (
-    XCreditsExhausted,
     XError,
-    XNetworkError,
-    XRateLimited,
-    XServerError,
-    XTimeout,
-    XUsageCapped,
     XUser,
 )
 from worker.content.generation import Draft, Rejection, check_draft, flagged, invalid_output
@@ -70,15 +64,14 @@ from worker.jobs._openai import (
 )
 from worker.jobs._x import (
     CAP_RECHECK,
+    READ_FAILURES,
     alert,
     bot_user_id,
     budgeted,
-    credits_exhausted,
     next_month_start,
-    rate_limit_snooze,
+    read_failed,
     record_usage,
     reserved_reads,
-    usage_capped,
 )
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, RetryLater, Skip, Snooze, job_kind
@@ -210,14 +203,10 @@ async def _author(ctx: JobContext, facts: ReplyFacts) -> XUser | None:
             await record_usage(
                 ctx, "users_lookup", "user_read", user_ids=[u.id for u in users], spend=spend
             )
-    except XRateLimited as exc:
-        raise rate_limit_snooze("users_lookup", exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        raise await usage_capped(ctx, "reply drafts") from None
-    except XCreditsExhausted:
-        raise await credits_exhausted(ctx, "reply drafts") from None
-    except (XTimeout, XNetworkError, XServerError) as exc:
-        raise RetryLater(f"author lookup failed ({type(exc).__name__})") from None
+    except READ_FAILURES as exc:
+        raise await read_failed(
+            ctx, exc, endpoint="users_lookup", waiting="reply drafts", what="author lookup"
+        ) from None
     user = next((u for u in users if u.id == facts.author_id), None)
     if user is not None:
         await db.execute(

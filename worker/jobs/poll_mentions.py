@@ -28,26 +28,19 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.clients.x import (
-    XCreditsExhausted,
     XError,
-    XNetworkError,
-    XRateLimited,
-    XServerError,
-    XTimeout,
-    XUsageCapped,
 )
 from worker.conversation.mentions import mention_to_reply_row
 from worker.jobs._x import (
+    READ_FAILURES,
     bot_user_id,
     budgeted,
-    credits_exhausted,
-    rate_limit_snooze,
+    read_failed,
     record_usage,
     reserved_reads,
-    usage_capped,
 )
 from worker.jobs.context import JobContext
-from worker.jobs.registry import RetryLater, Snooze, job_kind
+from worker.jobs.registry import Snooze, job_kind
 
 EMPTY_PAGES_RETRY = timedelta(seconds=5)
 
@@ -107,14 +100,10 @@ async def poll_mentions(payload: PollMentionsPayload, ctx: JobContext) -> dict[s
                     post_ids=[t.id for t in page.tweets],
                     spend=spend,
                 )
-    except XRateLimited as exc:
-        raise rate_limit_snooze("mentions", exc.reset_at, daily=exc.daily) from None
-    except XUsageCapped:
-        raise await usage_capped(ctx, "mention polls") from None
-    except XCreditsExhausted:
-        raise await credits_exhausted(ctx, "mention polls") from None
-    except (XTimeout, XNetworkError, XServerError) as exc:
-        raise RetryLater(f"mentions fetch failed ({type(exc).__name__})") from None
+    except READ_FAILURES as exc:
+        raise await read_failed(
+            ctx, exc, endpoint="mentions", waiting="mention polls", what="mentions fetch"
+        ) from None
     if not page.complete and not page.tweets:
         # X served only empty pages that still promised more: nothing to move the cursor or a
         # backfill by. Look again shortly (no attempt spent); the range is unchanged.
