@@ -24,8 +24,9 @@ stand-ins answer 429, 5xx, time out or drop a created tweet's response. It also 
 Then calm returns and every job must reach a final state. The checks: nothing posted twice, every
 scheduled row posted (or cancelled), no tweet on X without its `tweets` row and no `posted` row
 without its tweet on X (image rows with their media), every reply liked (one effective like each
-on X) and marked liked, no row lost, the posts quota never exceeded and exactly equal to what X
-counted.
+on X) and marked liked, no row lost, no row left in an in-flight status (`pending`,
+`generating`, `approved`, `posting`) once every job of it is final, the posts quota never
+exceeded and exactly equal to what X counted.
 
 Configure with CHAOS_SEED, CHAOS_JOBS, CHAOS_DURATION_S (chaos window), CHAOS_ACTIONS,
 CHAOS_WORKERS; CHAOS_REPORT=path appends the run's figures as one JSON line. `make soak` runs it
@@ -154,6 +155,7 @@ class Figures:
     duplicates: int = 0
     lost: int = 0
     dead: list[dict[str, Any]] = field(default_factory=list)
+    stranded: list[dict[str, Any]] = field(default_factory=list)
     chaos_s: float = 0.0
     drain_s: float = 0.0
     duration_s: float = 0.0
@@ -767,6 +769,21 @@ def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> N
         (r[0], r[1], r[4]) for r in sched if r[1] != "posted" and r[0] not in chaos.cancel_ids
     ]
     cancelled_posted = [r[0] for r in sched if r[0] in chaos.cancel_ids and r[1] == "posted"]
+    # No row is left in an in-flight status once every job of it is final: whatever ended a job
+    # (its handler, a reaped lease, dead-lettering, cancellation) settled the row too.
+    fig.stranded = [
+        {"id": i, "status": st, "jobs": jobs, "error": e}
+        for i, st, jobs, e in db(
+            "select s.id, s.status, string_agg(j.kind || ' ' || j.id || ' ' || j.status, ', '"
+            " order by j.id), s.error"
+            " from public.scheduled_tweets s"
+            " join public.jobs j on j.payload ? 'scheduled_tweet_id'"
+            " and (j.payload ->> 'scheduled_tweet_id')::bigint = s.id"
+            " where s.status in ('pending', 'generating', 'approved', 'posting')"
+            " group by s.id having bool_and(j.status not in ('queued', 'running'))"
+            " order by s.id"
+        )
+    ]
     posted_rows = {r[2] for r in sched if r[1] == "posted"}
     image_rows_without_media = sorted(
         r[0]
@@ -860,6 +877,7 @@ def _check(chaos: Chaos, stack: SandboxStack, cap: int, stuck: list[tuple]) -> N
         ("replies liked twice", liked_twice),
         ("replies not marked liked", not_marked),
         ("dead jobs", fig.dead),
+        ("rows left in an in-flight status with every job final", fig.stranded),
     ]:
         if items:
             problems.append(f"{label}: {items if isinstance(items, int) else items[:10]}")
@@ -895,6 +913,7 @@ def _report(fig: Figures) -> None:
         f"reads on X={fig.reads_on_x} (quota {fig.reads_quota_used:g}) "
         f"replies={fig.replies} likes={fig.distinct_likes} (requests {fig.like_requests})\n"
         f"  duplicates={fig.duplicates} lost={fig.lost} dead={len(fig.dead)} "
+        f"stranded rows={len(fig.stranded)} "
         f"chaos {fig.chaos_s}s drain {fig.drain_s}s total {fig.duration_s}s"
     )
     if REPORT:

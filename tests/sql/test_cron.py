@@ -66,6 +66,7 @@ def test_chirpbase_jobs_have_the_right_schedules_and_commands(cron: psycopg.Conn
         "chirpbase-poll-mentions": "* * * * *",
         "chirpbase-collect-stats": "0 * * * *",
         "chirpbase-reap-leases": "* * * * *",
+        "chirpbase-settle-rows": "* * * * *",
         "chirpbase-expire-reply-drafts": "* * * * *",
         "chirpbase-reconcile-usage": "30 * * * *",
         "chirpbase-prune": "17 3 * * *",
@@ -74,6 +75,7 @@ def test_chirpbase_jobs_have_the_right_schedules_and_commands(cron: psycopg.Conn
         assert (database, username, active) == ("postgres", "postgres", True)
     assert jobs["chirpbase-generate"][2] == "select public.schedule_generated_tweet()"
     assert jobs["chirpbase-reap-leases"][2] == "select public.reap_expired_leases()"
+    assert jobs["chirpbase-settle-rows"][2] == "select public.settle_stranded_scheduled_tweets()"
     assert jobs["chirpbase-expire-reply-drafts"][2] == "select public.expire_reply_drafts()"
     assert "enqueue_periodic_job('poll_mentions'" in jobs["chirpbase-poll-mentions"][2]
     assert "enqueue_periodic_job('reconcile_usage'" in jobs["chirpbase-reconcile-usage"][2]
@@ -117,6 +119,7 @@ def test_cron_commands_run_as_the_postgres_role(cron: psycopg.Connection) -> Non
         )
 
         assert isinstance(scalar(cron, jobs["chirpbase-reap-leases"][2]), int)
+        assert isinstance(scalar(cron, jobs["chirpbase-settle-rows"][2]), int)
         assert isinstance(scalar(cron, jobs["chirpbase-expire-reply-drafts"][2]), int)
         cron.execute(jobs["chirpbase-prune"][2])
 
@@ -147,6 +150,7 @@ def test_disable_unschedules_generation_and_enable_brings_it_back(
         "chirpbase-poll-mentions",
         "chirpbase-collect-stats",
         "chirpbase-reap-leases",
+        "chirpbase-settle-rows",
         "chirpbase-expire-reply-drafts",
         "chirpbase-reconcile-usage",
         "chirpbase-prune",
@@ -159,14 +163,14 @@ def test_disable_unschedules_generation_and_enable_brings_it_back(
 
 def test_sync_schedules_is_idempotent(cron: psycopg.Connection) -> None:
     before = _jobs(cron)
-    assert scalar(cron, "select public.sync_schedules()") == 7
-    assert scalar(cron, "select public.sync_schedules()") == 7
+    assert scalar(cron, "select public.sync_schedules()") == 8
+    assert scalar(cron, "select public.sync_schedules()") == 8
     assert _jobs(cron) == before
     # Also when generation is off (unscheduling a missing job must not raise).
     _patch_schedule(cron, {"enabled": False})
-    assert scalar(cron, "select public.sync_schedules()") == 6
-    assert scalar(cron, "select public.sync_schedules()") == 6
-    assert len(_jobs(cron)) == 6
+    assert scalar(cron, "select public.sync_schedules()") == 7
+    assert scalar(cron, "select public.sync_schedules()") == 7
+    assert len(_jobs(cron)) == 7
 
 
 def test_a_bad_schedule_is_refused_and_the_cron_job_kept(cron: psycopg.Connection) -> None:

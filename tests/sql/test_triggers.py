@@ -131,8 +131,13 @@ def test_approve_enqueues_post_tweet(conn: psycopg.Connection) -> None:
 
 def test_cancelling_an_approved_tweet_cancels_its_post_job(conn: psycopg.Connection) -> None:
     row = _schedule(conn, topic="changed my mind")
-    conn.execute("select public.cancel_job(%s)", (row["job_id"],))
+    [generation] = claim(conn, kinds=("generate_tweet",))  # the text is written, the job done
     _set_status(conn, row["id"], "awaiting_approval")
+    assert scalar(
+        conn,
+        "select public.complete_job(%s, %s, %s)",
+        (generation["id"], generation["locked_by"], generation["lease_token"]),
+    )
     _set_status(conn, row["id"], "approved")
     post_id = _row(conn, row["id"])["job_id"]
     assert job(conn, post_id)["status"] == "queued"

@@ -1,4 +1,4 @@
-"""Reconciling a post whose outcome is unknown: is it on X already?
+"""Reconciling a post whose outcome is unknown: is it on X already? And recording a post.
 
 After a lost answer, a timeout, a 5xx or a crash mid-call, the next attempt looks for the post
 on the account's timeline before posting again. Two facts about X shape how:
@@ -15,6 +15,9 @@ on the account's timeline before posting again. Two facts about X shape how:
 
 Cost: one walk of the pages X serves since the horizon, twice at most per unknown outcome (once
 at the retry, once after the window when the first look found nothing): ``bench/reconcile.py``.
+
+A post found (or just created) is recorded by :func:`record_posted`: the `tweets` row and the
+row `posted`, in one statement. post_tweet and reconcile_post share these.
 """
 
 from __future__ import annotations
@@ -54,6 +57,35 @@ HORIZON = timedelta(minutes=5)  # searched back from when the row started postin
 class Found:
     tweet_id: str
     posted_at: datetime
+
+
+def media_count(row: dict[str, Any]) -> int:
+    """How many attachments the row's post carries on X (its image, if any)."""
+    return 1 if row["image_path"] else 0
+
+
+async def record_posted(
+    ctx: JobContext, row: dict[str, Any], tweet_id: str, posted_at: datetime, media_id: str | None
+) -> None:
+    """The row's post is tweet `tweet_id`: a `tweets` row and the row `posted` (one statement)."""
+    await ctx.services.db.execute(
+        "record_posted",
+        {
+            "tweet_id": tweet_id,
+            "content": row["content"],
+            "image_url": row["image_url"],
+            "posted_at": posted_at,
+            "scheduled_tweet_id": row["id"],
+            "media_id": media_id,
+            "alt_text": row["alt_text"],
+        },
+    )
+
+
+async def record_found(ctx: JobContext, row: dict[str, Any], found: Found, operation: str) -> None:
+    """X created (and bills) the post on an earlier call: count it at its price, record it."""
+    await record_usage(ctx, "tweets", operation, posts=1)
+    await record_posted(ctx, row, found.tweet_id, found.posted_at, None)
 
 
 class TimelineTooLong(Exception):

@@ -47,7 +47,13 @@ from worker.clients.x import (
 from worker.content.polls import poll_from_row
 from worker.content.tweet_text import validate_tweet_text
 from worker.db import query
-from worker.jobs._reconcile import Found, reconcile, window_s
+from worker.jobs._reconcile import (
+    media_count,
+    reconcile,
+    record_found,
+    record_posted,
+    window_s,
+)
 from worker.jobs._x import (
     Budgeted,
     alert,
@@ -68,29 +74,6 @@ class PostTweetPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scheduled_tweet_id: int
-
-
-async def _record(
-    ctx: JobContext, row: dict[str, Any], tweet_id: str, posted_at: datetime, media_id: str | None
-) -> None:
-    await ctx.services.db.execute(
-        "record_posted",
-        {
-            "tweet_id": tweet_id,
-            "content": row["content"],
-            "image_url": row["image_url"],
-            "posted_at": posted_at,
-            "scheduled_tweet_id": row["id"],
-            "media_id": media_id,
-            "alt_text": row["alt_text"],
-        },
-    )
-
-
-async def _record_found(ctx: JobContext, row: dict[str, Any], found: Found, operation: str) -> None:
-    """X created (and bills) the post on an earlier call: count it at its price, record it."""
-    await record_usage(ctx, "tweets", operation, posts=1)
-    await _record(ctx, row, found.tweet_id, found.posted_at, None)
 
 
 async def _fail_row(ctx: JobContext, row_id: int, error: str) -> None:
@@ -153,12 +136,7 @@ async def _mark_and_reserve(ctx: JobContext, row_id: int, *, reserve: bool) -> A
 
     Returns the marked row, None when the row moved on (nothing taken), or `_CAPPED`.
     """
-    queue = ctx.services.queue
-    async with ctx.services.db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(query("holds_lease"), queue.claim_params(ctx.job))
-        held = await cur.fetchone()
-        if not held or not next(iter(held.values())):
-            raise LeaseLost(f"job {ctx.job.id}: lease lost before posting")
+    async with ctx.leased_transaction("posting") as cur:
         await cur.execute(query("mark_posting"), {"id": row_id})
         marked = await cur.fetchone()
         if marked is None or not reserve:
@@ -227,10 +205,6 @@ async def _not_created(
         await _give_back(ctx, row_id, refund=True, unmark=reason)
 
 
-def _media_count(row: dict[str, Any]) -> int:
-    return 1 if row["image_path"] else 0
-
-
 @job_kind("post_tweet", PostTweetPayload, concurrency=2, lease=timedelta(seconds=90))
 async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, Any] | None:
     db = ctx.services.db
@@ -262,9 +236,9 @@ async def post_tweet(payload: PostTweetPayload, ctx: JobContext) -> dict[str, An
     # the reservation carries over: found or posted now, the post costs one, not two.
     carried_over = status == "posting"
     if carried_over:
-        found = await reconcile(ctx, row, media_count=_media_count(row))
+        found = await reconcile(ctx, row, media_count=media_count(row))
         if found:
-            await _record_found(ctx, row, found, operation)
+            await record_found(ctx, row, found, operation)
             ctx.log.info("reconciled: tweet {} was already posted", found.tweet_id)
             return {"tweet_id": found.tweet_id, "reconciled": True}
         if row["duplicate_refused_at"] is not None:
@@ -342,14 +316,14 @@ async def _post(
     except (XTimeout, XNetworkError, XServerError) as exc:
         # Unknown outcome: keep `posting` so the next attempt reconciles first; X's timeline may
         # show the post only after the window, counted from now.
+        # On the last attempt too: the job's end hands the row to reconcile_post, which looks
+        # before anything else (never failed blindly, never posted twice).
         await db.execute("post_outcome_unknown", {"id": row["id"], "window_s": window_s(ctx)})
-        if ctx.is_last_attempt:
-            await _fail_row(ctx, row["id"], f"outcome unknown after last attempt: {exc}")
         raise RetryLater(f"X call outcome unknown ({type(exc).__name__}); will reconcile") from None
 
     cost = await record_usage(ctx, "tweets", operation, posts=1, spend=spend)
     posted_at = datetime.now(UTC)
-    await _record(ctx, row, tweet.id, posted_at, media_id)
+    await record_posted(ctx, row, tweet.id, posted_at, media_id)
     ctx.log.info("posted tweet {} ({}, ${:.3f})", tweet.id, operation, cost)
     return {"tweet_id": tweet.id, "media_id": media_id, "operation": operation, "cost_usd": cost}
 
@@ -377,7 +351,7 @@ async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> di
     call that created it, and this row's reservation stands for it); it is found and recorded,
     after the consistency window if need be."""
     await ctx.services.db.execute("note_duplicate_refusal", {"id": row["id"]})
-    found = await reconcile(ctx, row, media_count=_media_count(row))
+    found = await reconcile(ctx, row, media_count=media_count(row))
     if found:
         owner = await ctx.services.db.fetchval("tweet_recorded_for", {"tweet_id": found.tweet_id})
         if owner is not None and owner != row["id"]:
@@ -387,7 +361,7 @@ async def _duplicate(ctx: JobContext, row: dict[str, Any], operation: str) -> di
             )
             await _fail_row(ctx, row["id"], reason)
             raise GiveUp(reason)
-        await _record_found(ctx, row, found, operation)
+        await record_found(ctx, row, found, operation)
         return {"tweet_id": found.tweet_id, "reconciled": True, "duplicate": True}
     reason = "X refused the text as a duplicate of an earlier tweet"
     await _fail_row(ctx, row["id"], reason)

@@ -50,3 +50,11 @@ select scheduled_tweet_id from public.tweets where tweet_id = %(tweet_id)s;
 -- X refused this row's text as a duplicate: remember the first time (see the migration).
 update public.scheduled_tweets set duplicate_refused_at = coalesce(duplicate_refused_at, now())
 where id = %(id)s and status = 'posting';
+
+-- name: settle_unposted
+-- reconcile_post found no post once the window had passed: quota back to its month and the row
+-- failed or cancelled, one transaction (SQL settle_unposted_post). No row when the row moved on
+-- or a post job of it is live again.
+select status from (
+  select public.settle_unposted_post(%(id)s, %(outcome)s, %(error)s) as status
+) s where status is not null;
