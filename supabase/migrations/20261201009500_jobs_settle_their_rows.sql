@@ -158,6 +158,17 @@ as $$
   select job_owns_row.kind in ('generate_tweet', 'post_tweet', 'reconcile_post');
 $$;
 
+-- The scheduled_tweets id a job's payload names, or null (none, or not an id).
+create or replace function public.job_row_id(payload jsonb)
+returns bigint
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when job_row_id.payload ->> 'scheduled_tweet_id' ~ '^[0-9]{1,18}$'
+              then (job_row_id.payload ->> 'scheduled_tweet_id')::bigint end;
+$$;
+
 -- generate_tweet ended: a row still waiting for its text fails (or is cancelled) with the reason.
 create or replace function public.settle_generation_row(j public.jobs, s public.scheduled_tweets)
 returns text
@@ -253,15 +264,14 @@ security definer
 set search_path = ''
 as $$
 declare
-  row_id bigint;
+  row_id bigint := public.job_row_id(j.payload);
   s public.scheduled_tweets;
   outcome text;
 begin
   if not public.job_owns_row(j.kind) or j.status not in ('dead', 'failed', 'cancelled', 'skipped')
-     or coalesce(j.payload ->> 'scheduled_tweet_id', '') !~ '^[0-9]{1,18}$' then
+     or row_id is null then
     return null;
   end if;
-  row_id := (j.payload ->> 'scheduled_tweet_id')::bigint;
   begin
     select * into s from public.scheduled_tweets x where x.id = row_id for update skip locked;
     if not found then
@@ -309,11 +319,10 @@ declare
   s public.scheduled_tweets;
 begin
   if j.kind not in ('generate_tweet', 'post_tweet') or j.status <> 'queued'
-     or coalesce(j.payload ->> 'scheduled_tweet_id', '') !~ '^[0-9]{1,18}$' then
+     or public.job_row_id(j.payload) is null then
     return null;
   end if;
-  select * into s from public.scheduled_tweets x
-  where x.id = (j.payload ->> 'scheduled_tweet_id')::bigint for update;
+  select * into s from public.scheduled_tweets x where x.id = public.job_row_id(j.payload) for update;
   if not found or s.status <> 'failed' or s.job_id is distinct from j.id then
     return null;
   end if;
@@ -534,7 +543,7 @@ begin
     from pg_catalog.pg_proc p
     where p.pronamespace = 'public'::regnamespace
       and p.proname in ('scheduled_tweets_before_update', 'scheduled_tweets_cancel_jobs',
-                        'job_end_reason', 'job_owns_row', 'settle_generation_row', 'settle_post_row',
+                        'job_end_reason', 'job_owns_row', 'job_row_id', 'settle_generation_row', 'settle_post_row',
                         'settle_reconciled_row', 'settle_job_row', 'reopen_job_row',
                         'jobs_settle_owned_row', 'settle_unposted_post',
                         'settle_stranded_scheduled_tweets', 'sync_schedules')

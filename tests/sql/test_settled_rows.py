@@ -20,18 +20,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.sql.helpers import claim, enqueue, expire_lease, job, open_alerts, scalar
+from tests.sql.test_threads import row
 from worker.db import query
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def row(conn: psycopg.Connection, row_id: int) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        found = cur.execute(
-            "select * from public.scheduled_tweets where id = %s", (row_id,)
-        ).fetchone()
-    assert found is not None
-    return found
 
 
 def insert(conn: psycopg.Connection, **cols: Any) -> int:

@@ -23,6 +23,13 @@ FIXES: dict[str, str] = {
         "Look at the recent failures (`select * from job_failures order by failed_at desc`); "
         "they are retried with backoff. Usually a service is down or credentials changed."
     ),
+    "scheduled_tweet_stranded": (
+        "Something refused to settle a row whose job had ended (the message has the database's "
+        "error); the sweep tries again every minute. Fix the cause, or settle the row by hand "
+        "(`update scheduled_tweets set status = 'failed', error = '...' where id = ID`; a row "
+        "in `posting` may be on X: look at the account's timeline first). "
+        "`select * from stranded_scheduled_tweets` lists such rows."
+    ),
     "db_stall": (
         "A session holds rows the worker needs: find it with `select pid, state, xact_start, "
         "query from pg_stat_activity where state like 'idle in transaction%' or xact_start < "
