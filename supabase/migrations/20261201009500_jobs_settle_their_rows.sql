@@ -410,12 +410,19 @@ begin
 end
 $$;
 
--- Rows left behind: in an in-flight status, no live job of theirs, and the newest one ended
--- without settling them. Normally empty (the trigger settles them at once); the sweep below
--- works from it.
-create or replace view public.stranded_scheduled_tweets with (security_invoker = true) as
-  select s.id, s.status, s.updated_at, last.id as job_id, last.kind as job_kind,
-         last.status as job_status, last.last_error as job_error
+-- stranded_scheduled_tweets: rows left behind: in an in-flight status, no live job of theirs,
+-- and the newest one ended without settling them. Normally none (the trigger settles them at
+-- once); the sweep below works from it. A function, not a view: a view would pin the types of the
+-- jobs columns it reads.
+create or replace function public.stranded_scheduled_tweets()
+returns table (id bigint, status text, updated_at timestamptz, job_id bigint, job_kind text,
+               job_status text, job_error text)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select s.id, s.status, s.updated_at, last.id, last.kind, last.status, last.last_error
   from public.scheduled_tweets s
   cross join lateral (
     select j.id, j.kind, j.status, j.last_error
@@ -430,10 +437,9 @@ create or replace view public.stranded_scheduled_tweets with (security_invoker =
     and not exists (
       select 1 from public.jobs o
       where (o.payload ->> 'scheduled_tweet_id')::bigint = s.id and o.payload ? 'scheduled_tweet_id'
-        and public.job_owns_row(o.kind) and o.status in ('queued', 'running'));
-
-revoke all on public.stranded_scheduled_tweets from anon, authenticated;
-grant select on public.stranded_scheduled_tweets to service_role;
+        and public.job_owns_row(o.kind) and o.status in ('queued', 'running'))
+  order by s.id;
+$$;
 
 -- settle_stranded_scheduled_tweets: the sweep (pg_cron, every minute): settle what the trigger
 -- could not, and resolve the stranded alerts of rows settled since (here, or by hand). Returns
@@ -450,7 +456,7 @@ declare
   n integer := 0;
 begin
   for r in
-    select st.job_id from public.stranded_scheduled_tweets st
+    select st.job_id from public.stranded_scheduled_tweets() st
     order by st.id limit greatest(coalesce(settle_stranded_scheduled_tweets.max_rows, 500), 0)
   loop
     select * into j from public.jobs x where x.id = r.job_id;
@@ -463,7 +469,7 @@ begin
     from public.alerts a
     where a.kind = 'scheduled_tweet_stranded' and a.resolved_at is null
   loop
-    if not exists (select 1 from public.stranded_scheduled_tweets st where st.id::text = r.row_id) then
+    if not exists (select 1 from public.stranded_scheduled_tweets() st where st.id::text = r.row_id) then
       perform public.close_alert(r.dedupe_key, 'the row is settled');
     end if;
   end loop;
@@ -546,7 +552,8 @@ begin
                         'job_end_reason', 'job_owns_row', 'job_row_id', 'settle_generation_row', 'settle_post_row',
                         'settle_reconciled_row', 'settle_job_row', 'reopen_job_row',
                         'jobs_settle_owned_row', 'settle_unposted_post',
-                        'settle_stranded_scheduled_tweets', 'sync_schedules')
+                        'stranded_scheduled_tweets', 'settle_stranded_scheduled_tweets',
+                        'sync_schedules')
   loop
     execute format('revoke all on function %s from public, anon, authenticated', fn);
     execute format('grant execute on function %s to service_role', fn);

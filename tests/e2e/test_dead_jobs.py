@@ -151,7 +151,7 @@ async def test_a_generation_starved_past_its_lease_until_dead_fails_its_row(
     assert len(chats) == max_attempts and not any(r.status for r in chats)
     assert reserved_per_call is not None
     assert quota_used(conn, "openai_usd") == pytest.approx(max_attempts * reserved_per_call)
-    assert one(conn, "select count(*) as n from public.stranded_scheduled_tweets")["n"] == 0
+    assert one(conn, "select count(*) as n from public.stranded_scheduled_tweets()")["n"] == 0
 
 
 def _post_worker(stack: SandboxStack, dsn: str) -> Worker:

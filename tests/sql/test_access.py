@@ -17,7 +17,7 @@ from psycopg import sql
 from tests.sql.helpers import scalar
 
 API_ROLES = ("anon", "authenticated")
-CHIRPBASE_VIEWS = {"queue_depth", "quota_use", "stranded_scheduled_tweets"}
+CHIRPBASE_VIEWS = {"queue_depth", "quota_use"}
 
 _RELATIONS = """
 select c.relname, c.relkind

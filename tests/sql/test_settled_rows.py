@@ -148,7 +148,7 @@ def test_a_generation_reaped_to_death_fails_its_row_with_the_reason_and_the_aler
     assert alert["dedupe_key"] == "job_dead:generate_tweet"
     assert f"generate_tweet job {job_id} is dead after 4 attempt(s)" in alert["message"]
     assert [j["kind"] for j in jobs_of(conn, row_id)] == ["generate_tweet"]  # nothing to post
-    assert scalar(conn, "select count(*) from public.stranded_scheduled_tweets") == 0
+    assert scalar(conn, "select count(*) from public.stranded_scheduled_tweets()") == 0
 
 
 @pytest.mark.parametrize(
@@ -584,14 +584,14 @@ def test_a_locked_row_never_stalls_the_reaper_and_the_sweep_settles_it(
         assert job(conn, job_id)["status"] == "dead"
         assert row(conn, row_id)["status"] == "generating"
         stranded = conn.execute(
-            "select id, job_id, job_status from public.stranded_scheduled_tweets"
+            "select id, job_id, job_status from public.stranded_scheduled_tweets()"
         ).fetchall()
         assert stranded == [(row_id, job_id, "dead")]
         assert scalar(conn, "select public.settle_stranded_scheduled_tweets()") == 0  # still locked
         operator.rollback()
     assert scalar(conn, "select public.settle_stranded_scheduled_tweets()") == 1
     assert row(conn, row_id)["status"] == "failed"
-    assert scalar(conn, "select count(*) from public.stranded_scheduled_tweets") == 0
+    assert scalar(conn, "select count(*) from public.stranded_scheduled_tweets()") == 0
 
 
 def test_an_error_never_fails_the_jobs_update_and_raises_an_alert(conn: psycopg.Connection) -> None:
@@ -642,7 +642,7 @@ def test_the_sweep_settles_rows_stranded_before_the_trigger_existed(
                 assert scalar(conn, "select public.reap_expired_leases()") == 1
         finally:
             admin.execute("alter table public.jobs enable trigger jobs_settle_owned_row")
-    assert {r[0] for r in conn.execute("select id from public.stranded_scheduled_tweets")} == {
+    assert {r[0] for r in conn.execute("select id from public.stranded_scheduled_tweets()")} == {
         generating,
         posting,
     }
@@ -661,7 +661,7 @@ def test_settle_unposted_takes_only_its_two_outcomes(conn: psycopg.Connection) -
 def test_rows_waiting_for_an_earlier_part_are_not_stranded(conn: psycopg.Connection) -> None:
     """A thread's later parts have no job yet: waiting, not left behind."""
     thread = insert(conn, thread=["first of two", "second of two"])
-    assert scalar(conn, "select count(*) from public.stranded_scheduled_tweets") == 0
+    assert scalar(conn, "select count(*) from public.stranded_scheduled_tweets()") == 0
     assert (
         scalar(conn, "select count(*) from public.scheduled_tweets where thread_of = %s", (thread,))
         == 2

@@ -28,7 +28,7 @@ FIXES: dict[str, str] = {
         "error); the sweep tries again every minute. Fix the cause, or settle the row by hand "
         "(`update scheduled_tweets set status = 'failed', error = '...' where id = ID`; a row "
         "in `posting` may be on X: look at the account's timeline first). "
-        "`select * from stranded_scheduled_tweets` lists such rows."
+        "`select * from stranded_scheduled_tweets()` lists such rows."
     ),
     "db_stall": (
         "A session holds rows the worker needs: find it with `select pid, state, xact_start, "
