@@ -4,8 +4,10 @@ The intent is recorded (status `posting`) before X is called, in the transaction
 the job's lease and takes the post's quota. If the outcome of a call is unknown (timeout,
 dropped connection, 5xx, a crash before the result was written), the next attempt first looks
 for the post on the account's timeline (`_reconcile.py`: X's rewriting undone, every page
-followed, a consistency window waited out) and records that post instead of posting again. X's
-duplicate-content refusal means the same thing: the post exists.
+followed, a consistency window waited out) and records that post instead of posting again. When
+the job ends first (its last attempt, its lease lost, cancelled), the database hands the row to
+`reconcile_post`, which looks the same way and never posts. X's duplicate-content refusal means
+the same thing: the post exists.
 
 The quota follows what X bills: a reservation is given back (to the month it was taken in) only
 when X certainly created nothing, and never by an attempt that carried it over from an earlier
