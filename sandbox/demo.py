@@ -354,7 +354,8 @@ CONSOLE_TOPICS = (
 
 
 def add_console_material(conn: psycopg.Connection) -> None:
-    """Drafts awaiting approval and a week of posts, so every console page has something."""
+    """Drafts awaiting approval (tweets, a thread, a poll) and a week of posts, so every
+    console page has something."""
     conn.execute(
         "update public.configs set value = value || '{\"require_approval\": true}'"
         " where key = 'generation'"
@@ -364,6 +365,15 @@ def add_console_material(conn: psycopg.Connection) -> None:
             "insert into public.scheduled_tweets (topic, with_image) values (%s, %s)",
             (topic, with_image),
         )
+    # A thread to edit part by part, and a poll, awaiting approval too.
+    conn.execute(
+        "insert into public.scheduled_tweets (topic, thread_parts) values ('partial indexes', 3)"
+    )
+    conn.execute(
+        "insert into public.scheduled_tweets (topic, poll_options, poll_duration_minutes)"
+        " values ('where a job queue lives', %s, 1440)",
+        (["Postgres", "Redis", "A cloud queue"],),
+    )
     rng = random.Random(11)
     for day in range(1, 8):
         for hour in rng.sample([8, 11, 14, 17, 20], 2):
