@@ -5,7 +5,8 @@ It reads the schema it runs against: when `jobs.lease_token` exists, every claim
 fencing token and `complete_jobs` is called with the tokens of the claims it completes (a stale
 token completes nothing); on a schema without fencing the same consumer code calls the
 token-less `complete_jobs(worker_id, ids)`. `fenced` says which one a run measured, and the
-benchmarks print it.
+benchmarks print it. Tokens are passed back as the claim returned them (a bigint in the current
+schema, a UUID in the first fenced one).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -28,8 +28,8 @@ from worker.migrate import migrate
 
 T = TypeVar("T")
 
-# Arguments of complete_jobs this adapter can fill, by type (the names come from the catalog).
-_FILLS = {"text": "worker_id", "bigint[]": "ids", "uuid[]": "tokens"}
+# Arguments of complete_jobs this adapter can fill, by name as the catalog names them.
+_FILLS = {"worker_id": "worker_id", "ids": "ids", "lease_tokens": "tokens"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Claim:
     """One claimed job: its id and, when the schema has fencing, the claim's lease token."""
 
     id: int
-    token: UUID | None = None
+    token: object = None  # the claim's lease token, as claim_jobs returned it
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,10 @@ class ChirpbaseQueue:
 def _complete_query(signatures: list[tuple[list[str], list[str]]], fenced: bool) -> sql.Composed:
     """`select count(*) from public.complete_jobs(...)`, arguments named as the catalog names them.
 
-    With fencing the overload that takes the tokens (a uuid[]) is the one to call; the others
-    are what a schema without fencing has.
+    With fencing the overload that takes the tokens (`lease_tokens`) is the one to call; the
+    others are what a schema without fencing has.
     """
-    wanted = [s for s in signatures if ("uuid[]" in s[1]) == fenced]
+    wanted = [s for s in signatures if ("lease_tokens" in s[0]) == fenced]
     if len(wanted) != 1:
         found = ", ".join(f"complete_jobs({', '.join(t)})" for _, t in signatures) or "none"
         raise RuntimeError(
@@ -109,8 +109,8 @@ def _complete_query(signatures: list[tuple[list[str], list[str]]], fenced: bool)
     names, types = wanted[0]
     args = []
     for i, typ in enumerate(types):
-        fill = _FILLS.get(typ)
-        if fill is None or i >= len(names) or not names[i]:
+        fill = _FILLS.get(names[i]) if i < len(names) else None
+        if fill is None:
             raise RuntimeError(f"bench: complete_jobs argument {i + 1} ({typ}) is not one it knows")
         args.append(sql.SQL("{} => {}").format(sql.Identifier(names[i]), sql.Placeholder(fill)))
     return sql.SQL("select count(*) from public.complete_jobs({})").format(sql.SQL(", ").join(args))

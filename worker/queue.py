@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
 from worker.db import Database
+
+# A claim's fencing token: drawn from a sequence by claim_jobs, never reused, larger for every
+# later claim. Unique across all claims, so it also names a claim in the worker's bookkeeping.
+LeaseToken = int
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Job:
     priority: int
     run_at: datetime
     created_at: datetime
-    lease_token: UUID  # this claim's fencing token
+    lease_token: LeaseToken  # this claim's fencing token
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -89,7 +92,7 @@ class JobQueue:
         )
         return [Job.from_row(r) for r in rows]
 
-    async def heartbeat(self, jobs: Sequence[Job], lease: timedelta) -> set[UUID]:
+    async def heartbeat(self, jobs: Sequence[Job], lease: timedelta) -> set[LeaseToken]:
         """Extend the leases of `jobs`; returns the tokens of the claims still held."""
         if not jobs:
             return set()

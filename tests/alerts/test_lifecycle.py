@@ -174,7 +174,7 @@ def test_snoozes_and_releases_are_not_failures(conn: psycopg.Connection) -> None
         conn.execute("select public.snooze_job(%s, 'w1', %s, now())", (job, held["lease_token"]))
         [held] = claim(conn, "w1", ("noop",))
         conn.execute(
-            "select public.release_jobs('w1', array[%s]::bigint[], array[%s]::uuid[])",
+            "select public.release_jobs('w1', array[%s]::bigint[], array[%s]::bigint[])",
             (job, held["lease_token"]),
         )
     assert scalar(conn, "select count(*) from public.job_failures") == 0

@@ -93,7 +93,7 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     assert claimed["id"] == job_id
     tok = claimed["lease_token"]
     assert conn.execute(
-        "select * from public.heartbeat_jobs('w1', array[%s::bigint], array[%s::uuid])",
+        "select * from public.heartbeat_jobs('w1', array[%s::bigint], array[%s::bigint])",
         (job_id, tok),
     ).fetchall()
     assert scalar(conn, "select public.holds_lease(%s, 'w1', %s)", (job_id, tok)) is True
@@ -119,7 +119,7 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     assert (
         scalar(
             conn,
-            "select public.release_jobs('w2', array[%s::bigint], array[%s::uuid])",
+            "select public.release_jobs('w2', array[%s::bigint], array[%s::bigint])",
             (job_id, again["lease_token"]),
         )
         == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.rows import dict_row
@@ -51,11 +50,16 @@ def claim(
         return cur.fetchall()
 
 
-def token(conn: psycopg.Connection, job_id: int) -> UUID:
-    """The job's current fencing token (a fresh random one when it is not claimed: a token
-    no claim has, which every function must refuse)."""
+def token(conn: psycopg.Connection, job_id: int) -> int:
+    """The job's current fencing token (a fresh one when it is not claimed: a token no claim
+    has, which every function must refuse)."""
     current = scalar(conn, "select lease_token from public.jobs where id = %s", (job_id,))
-    return current if isinstance(current, UUID) else uuid4()
+    return current if isinstance(current, int) else unused_token(conn)
+
+
+def unused_token(conn: psycopg.Connection) -> int:
+    """A fencing token no claim holds: drawn from the tokens' own sequence, so never issued."""
+    return int(scalar(conn, "select nextval('public.jobs_lease_token_seq')"))
 
 
 def job(conn: psycopg.Connection, job_id: int) -> dict[str, Any]:

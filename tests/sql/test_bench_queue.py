@@ -66,7 +66,7 @@ async def test_adapter_reads_the_schema_it_runs_against(dsn: str) -> None:
 def test_adapter_passes_lease_tokens_to_a_fenced_complete_jobs() -> None:
     fenced = _queue._complete_query(
         [(["worker_id", "ids"], ["text", "bigint[]"]),
-         (["worker_id", "ids", "lease_tokens"], ["text", "bigint[]", "uuid[]"])],
+         (["worker_id", "ids", "lease_tokens"], ["text", "bigint[]", "bigint[]"])],
         fenced=True,
     )  # fmt: skip
     text = fenced.as_string(None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 import psycopg
 import pytest
@@ -25,7 +24,7 @@ def conn(shared_conn: psycopg.Connection) -> psycopg.Connection:
     return shared_conn
 
 
-def reclaimed(conn: psycopg.Connection) -> tuple[int, UUID, UUID]:
+def reclaimed(conn: psycopg.Connection) -> tuple[int, int, int]:
     """A job whose 1 s lease ran out and was reaped, claimed again by the same worker."""
     job_id = enqueue(conn)
     [first] = claim(conn, worker="w1", lease="1 second")
@@ -45,7 +44,7 @@ def reclaimed(conn: psycopg.Connection) -> tuple[int, UUID, UUID]:
 
 
 # Each write about a claim, given (job id, token); returns what it returned.
-Write = Callable[[psycopg.Connection, int, UUID], Any]
+Write = Callable[[psycopg.Connection, int, int], Any]
 
 WRITES: dict[str, tuple[Write, Any, Any, str | None]] = {
     # name: (call, refused result, accepted result, status after acceptance)
@@ -132,15 +131,16 @@ def test_the_first_claims_token_is_refused_and_the_seconds_accepted(
         assert write(conn, job_id, current) == refused  # a claim ends once
 
 
-def test_every_claim_sets_a_fresh_token_and_the_end_of_a_claim_clears_it(
+def test_every_claim_sets_a_fresh_larger_token_and_the_end_of_a_claim_clears_it(
     conn: psycopg.Connection,
 ) -> None:
     job_id = enqueue(conn, max_attempts=5)
-    seen: set[UUID] = set()
+    seen: list[int] = []
     for _ in range(4):
         [held] = claim(conn, worker="w1")
-        assert held["lease_token"] not in seen
-        seen.add(held["lease_token"])
+        # Drawn from a sequence: never reused, and every later claim holds a larger token.
+        assert all(held["lease_token"] > earlier for earlier in seen)
+        seen.append(held["lease_token"])
         assert scalar(
             conn,
             "select public.snooze_job(%s, 'w1', lease_token => %s, until => now())",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from uuid import uuid4
 
 import psycopg
 import pytest
@@ -17,6 +16,7 @@ from tests.sql.helpers import (
     open_alerts,
     scalar,
     token,
+    unused_token,
 )
 from tests.waiting import wait_for_sync
 
@@ -259,7 +259,11 @@ def test_complete_jobs_batch_completes_only_held_jobs(conn: psycopg.Connection) 
     claim(conn, worker="w2")
     queued = enqueue(conn)
     ids = [*mine, theirs, queued, 999999]
-    tokens = [claims[i] for i in mine] + [token(conn, theirs), token(conn, queued), uuid4()]
+    tokens = [claims[i] for i in mine] + [
+        token(conn, theirs),
+        token(conn, queued),
+        unused_token(conn),
+    ]
     done = conn.execute(
         "select * from public.complete_jobs('w1', %s, %s)", (ids, tokens)
     ).fetchall()
@@ -459,7 +463,10 @@ def test_release_jobs_hands_back_only_own_jobs(conn: psycopg.Connection) -> None
     claims = {j["id"]: j["lease_token"] for j in claim(conn, worker="w1", max_jobs=3)}
     tokens = [claims[i] for i in ids]
     assert scalar(conn, "select public.release_jobs('w2', %s, %s)", (ids, tokens)) == 0
-    assert scalar(conn, "select public.release_jobs('w1', %s, %s)", (ids, [uuid4()] * 3)) == 0
+    assert (
+        scalar(conn, "select public.release_jobs('w1', %s, %s)", (ids, [unused_token(conn)] * 3))
+        == 0
+    )
     assert scalar(conn, "select public.release_jobs('w1', %s, %s)", (ids, tokens)) == 3
     rows = [job(conn, i) for i in ids]
     assert all(

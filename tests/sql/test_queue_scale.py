@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from tests.sql.helpers import Jsonb, claim, enqueue, job, scalar
+from worker.db import query
 
 BACKLOG = 5000
 
@@ -225,3 +226,33 @@ def test_reaping_still_finds_expired_leases_by_index(
     plan = _plans_of(conn, plans, "select public.reap_expired_leases()")
     assert "jobs_running_lease_idx" in plan, plan
     assert scalar(conn, "select count(*) from public.jobs where status = 'queued'") == 3
+
+
+def test_next_run_at_reads_the_queued_jobs_only(
+    explained: tuple[psycopg.Connection, list[str]],
+) -> None:
+    """The worker's wake-up time (the earliest future job of its kinds) comes from
+    jobs_claim_idx, partial on the queued jobs: the history of finished jobs is never read."""
+    conn, _ = explained
+    conn.execute(
+        "insert into public.jobs (kind, status, attempts, finished_at)"
+        " select 'noop', 'succeeded', 1, now() from generate_series(1, %s)",
+        (BACKLOG,),
+    )
+    conn.execute(
+        "insert into public.jobs (kind, run_at) select 'noop', now() + make_interval(mins => g)"
+        " from generate_series(1, 20) g"
+    )
+    # Sooner, but of a kind this worker does not run.
+    conn.execute(
+        "insert into public.jobs (kind, run_at) values ('poll_mentions', now() + interval '1 s')"
+    )
+    conn.execute("analyze public.jobs")
+    statement = query("next_run_at")
+    plan = "\n".join(r[0] for r in conn.execute("explain " + statement, {"kinds": ["noop"]}))
+    assert "jobs_claim_idx" in plan and "Seq Scan on jobs" not in plan, plan
+    soonest = conn.execute(statement, {"kinds": ["noop"]}).fetchone()
+    first = scalar(
+        conn, "select min(run_at) from public.jobs where kind = 'noop' and status = 'queued'"
+    )
+    assert soonest is not None and soonest[0] == first

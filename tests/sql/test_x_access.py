@@ -114,7 +114,11 @@ def test_a_skipped_job_is_finished_not_failed(conn: psycopg.Connection) -> None:
     )
     # A stale claim's token skips nothing (fencing: only the current claim ends the job).
     assert (
-        scalar(conn, "select public.skip_job(%s, 'w1', gen_random_uuid(), 'no')", (job_id,))
+        scalar(
+            conn,
+            "select public.skip_job(%s, 'w1', nextval('public.jobs_lease_token_seq'), 'no')",
+            (job_id,),
+        )
         is False
     )
     assert (

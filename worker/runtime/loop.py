@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from loguru import logger
@@ -31,7 +30,7 @@ from worker.aio import wait_event
 from worker.jobs.context import JobContext
 from worker.jobs.registry import GiveUp, JobSpec, LeaseLost, RetryLater, Skip, Snooze
 from worker.logs import redact
-from worker.queue import Job
+from worker.queue import Job, LeaseToken
 from worker.runtime.services import Services
 
 _OUTCOME_WRITE_ATTEMPTS = 8
@@ -69,9 +68,10 @@ class ClaimLoop:
         self._dirty: set[str] = set(specs)
         self._saturated: set[str] = set()
         # By claim: a job re-claimed after its lease was reaped is a second, separate run.
-        self._running: dict[UUID, tuple[Job, asyncio.Task[None]]] = {}
-        self._lost: set[UUID] = set()  # claims whose lease the heartbeat found gone
-        self._settling: set[UUID] = set()  # handler done, outcome being written: not cancelled
+        self._running: dict[LeaseToken, tuple[Job, asyncio.Task[None]]] = {}
+        self._lost: set[LeaseToken] = set()  # claims whose lease the heartbeat found gone
+        # handler done, outcome being written: not cancelled
+        self._settling: set[LeaseToken] = set()
         self._per_kind: Counter[str] = Counter()
         self._next_due: datetime | None = None
         self.last_claim_at: float | None = None
