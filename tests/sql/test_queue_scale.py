@@ -117,11 +117,47 @@ def test_unknown_kinds_are_refused_once_per_statement_whoever_inserts(
             " from generate_series(1, 1000) g"
         )
     assert scalar(conn, "select count(*) from public.jobs") == 0
-    # Changing a job's kind is checked too (a row trigger: updates of kind are rare).
+    # Changing a job's kind is checked too, once per statement that sets it.
     job_id = enqueue(conn)
+    other = enqueue(conn)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match='unknown job kind "other"'):
         conn.execute("update public.jobs set kind = 'other' where id = %s", (job_id,))
     assert job(conn, job_id)["kind"] == "noop"
+    conn.execute("update public.jobs set kind = 'poll_mentions' where id = %s", (other,))
+    assert job(conn, other)["kind"] == "poll_mentions"
+
+
+def test_a_payload_is_a_json_object_however_it_is_written(conn: psycopg.Connection) -> None:
+    """The payload rule holds for direct inserts and updates too (domain job_payload)."""
+    with pytest.raises(psycopg.errors.CheckViolation, match="job_payload_is_object"):
+        conn.execute("insert into public.jobs (kind, payload) values ('noop', '[1]')")
+    job_id = enqueue(conn)
+    with pytest.raises(psycopg.errors.CheckViolation, match="job_payload_is_object"):
+        conn.execute("update public.jobs set payload = '\"x\"' where id = %s", (job_id,))
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        conn.execute("update public.jobs set payload = null where id = %s", (job_id,))
+    assert job(conn, job_id)["payload"] == {}
+
+
+def test_claims_and_completions_pay_for_no_check_they_do_not_need(
+    conn: psycopg.Connection,
+) -> None:
+    """Every job is updated at least twice (claimed, then finished). PostgreSQL re-fetches and
+    locks the old row for any BEFORE UPDATE row trigger, and evaluates every table CHECK on every
+    UPDATE: the queue keeps neither on columns its own updates do not set."""
+    before_row_update = conn.execute(
+        "select tgname from pg_catalog.pg_trigger where tgrelid = 'public.jobs'::regclass"
+        " and not tgisinternal and (tgtype & 1) = 1 and (tgtype & 2) = 2 and (tgtype & 16) = 16"
+    ).fetchall()
+    assert before_row_update == []
+    checks = [
+        r[0]
+        for r in conn.execute(
+            "select pg_get_constraintdef(oid) from pg_catalog.pg_constraint"
+            " where conrelid = 'public.jobs'::regclass and contype = 'c'"
+        )
+    ]
+    assert checks and not [c for c in checks if "payload" in c], checks
 
 
 def test_an_unknown_kind_is_refused_even_when_its_dedupe_key_exists(
