@@ -26,6 +26,7 @@ import asyncio
 import itertools
 import os
 import random
+import re
 import secrets
 import signal
 import sys
@@ -84,6 +85,16 @@ TEMPLATES = (
     "the setting you expect.",
 )
 
+#: The parts of a generated thread (worker/content/generation.py thread_part_topic asks for
+#: "post N of a M-post thread on X about: TOPIC."), each saying something of its own.
+THREAD_PART = re.compile(r"post (\d+) of a (\d+)-post thread on X about: (.+?)\. Write only")
+THREAD_PARTS = (
+    "{topic}, a short thread: what they are, when they help, and what they cost. 🧵",
+    "When they help: a query that always filters on the same condition reads a far smaller index.",
+    "What they cost: the condition must match the queries. Check the plan after every change.",
+)
+#: Topics whose text is written out (the console's poll: a question to vote on).
+WRITTEN = {"where a job queue lives": "Where does your job queue live? Vote, then tell us why."}
 
 _TURNS = itertools.count()
 
@@ -135,6 +146,11 @@ def _tweet_writer(request: ChatRequest) -> Any:
         if line.lower().startswith("topic:"):
             topic = line.split(":", 1)[1].strip() or topic
     template = TEMPLATES[next(_TURNS) % len(TEMPLATES)]
+    if topic.lower() in WRITTEN:
+        template = WRITTEN[topic.lower()]
+    if part := THREAD_PART.search(topic):
+        position, topic = int(part.group(1)), part.group(3).capitalize()
+        template = THREAD_PARTS[(position - 1) % len(THREAD_PARTS)]
     return {
         "text": template.format(topic=topic),
         "alt_text": f"A clean illustration about {topic}: a chart rising next to an elephant.",
@@ -354,7 +370,8 @@ CONSOLE_TOPICS = (
 
 
 def add_console_material(conn: psycopg.Connection) -> None:
-    """Drafts awaiting approval and a week of posts, so every console page has something."""
+    """Drafts awaiting approval (tweets, a thread, a poll) and a week of posts, so every
+    console page has something."""
     conn.execute(
         "update public.configs set value = value || '{\"require_approval\": true}'"
         " where key = 'generation'"
@@ -364,6 +381,15 @@ def add_console_material(conn: psycopg.Connection) -> None:
             "insert into public.scheduled_tweets (topic, with_image) values (%s, %s)",
             (topic, with_image),
         )
+    # A thread to edit part by part, and a poll, awaiting approval too.
+    conn.execute(
+        "insert into public.scheduled_tweets (topic, thread_parts) values ('partial indexes', 3)"
+    )
+    conn.execute(
+        "insert into public.scheduled_tweets (topic, poll_options, poll_duration_minutes)"
+        " values ('where a job queue lives', %s, 1440)",
+        (["Postgres", "Redis", "A cloud queue"],),
+    )
     rng = random.Random(11)
     for day in range(1, 8):
         for hour in rng.sample([8, 11, 14, 17, 20], 2):

@@ -10,7 +10,8 @@ import pytest
 from tests.cli.conftest import Cli
 from tests.sql.helpers import scalar
 from worker.ops.cli import EXIT_FAILURE, EXIT_UNAVAILABLE, EXIT_USAGE
-from worker.ops.operator import Refused, parse_when
+from worker.ops.operator import Refused
+from worker.ops.when import parse_when
 
 
 def row(conn: psycopg.Connection, tweet_id: int) -> tuple:

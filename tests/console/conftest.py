@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from sandbox.openai_api import ChatRequest
 from sandbox.stack import SandboxStack
@@ -125,3 +126,36 @@ async def http_login(http: aiohttp.ClientSession, base: str, password: str = PAS
     found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
     assert found is not None
     return found.group(1)
+
+
+def row(conn: psycopg.Connection, sql: str, *args: Any) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(sql, args or None).fetchone()
+    assert found is not None, sql
+    return found
+
+
+@pytest.fixture
+async def page(browser: Any, console_run: ConsoleRun) -> AsyncIterator[Any]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+
+    def on_console(message: Any) -> None:
+        if message.type in ("error", "warning"):
+            console_run.errors.append(f"{message.type}: {message.text} ({page.url})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: console_run.errors.append(f"pageerror: {exc} ({page.url})"))
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        await context.close()
+
+
+async def log_in(page: Any, base: str) -> None:
+    await page.goto(f"{base}/inbox")
+    assert page.url.startswith(f"{base}/login")  # no session: the login page, then back
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{base}/inbox")

@@ -9,16 +9,14 @@ width, rendered without a console error, with screenshots under reports/console/
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from sandbox.demo import seed_history
-from tests.console.conftest import PASSWORD, SCREENSHOTS, ConsoleRun
+from tests.console.conftest import SCREENSHOTS, ConsoleRun, log_in, row
 from tests.e2e.test_reply_drafts import our_post, replier
 from tests.waiting import wait_for
 from worker.content.tweet_text import weighted_length
@@ -26,13 +24,6 @@ from worker.content.tweet_text import weighted_length
 pytestmark = pytest.mark.timeout(180)
 
 PAGES = ("inbox", "calendar", "activity", "money", "alerts", "charts")
-
-
-def row(conn: psycopg.Connection, sql: str, *args: Any) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        found = cur.execute(sql, args or None).fetchone()
-    assert found is not None, sql
-    return found
 
 
 def generate(conn: psycopg.Connection, topic: str, *, with_image: bool = True) -> int:
@@ -44,32 +35,6 @@ def generate(conn: psycopg.Connection, topic: str, *, with_image: bool = True) -
             with_image,
         )["id"]
     )
-
-
-@pytest.fixture
-async def page(browser: Any, console_run: ConsoleRun) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    page = await context.new_page()
-
-    def on_console(message: Any) -> None:
-        if message.type in ("error", "warning"):
-            console_run.errors.append(f"{message.type}: {message.text} ({page.url})")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda exc: console_run.errors.append(f"pageerror: {exc} ({page.url})"))
-    page.set_default_timeout(15_000)
-    try:
-        yield page
-    finally:
-        await context.close()
-
-
-async def log_in(page: Any, base: str) -> None:
-    await page.goto(f"{base}/inbox")
-    assert page.url.startswith(f"{base}/login")  # no session: the login page, then back
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_url(f"{base}/inbox")
 
 
 async def test_an_operators_session(page: Any, console_run: ConsoleRun) -> None:

@@ -121,6 +121,13 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
     assert env.conn.execute(
         "select webhook_last_event_at is not null from public.x_account"
     ).fetchone() == (True,)
+    # What X billed for the deliveries is what chirpbase recorded, event for event.
+    priced = env.conn.execute(
+        "select units, estimated_cost_usd::float8 from public.api_usage"
+        " where endpoint = 'activity_events' and month = public.current_month()"
+    ).fetchone()
+    assert x.activity.events_billed == 2
+    assert priced == (x.activity.events_billed, 2 * 0.005)
 
     # The same posts polled by the worker: read, not inserted again; the poll names the
     # reply's author, which the reply event did not.

@@ -3,8 +3,8 @@
 `scripts/deno.sh` installs Deno from the npm registry into .local/ on first use; the npm packages
 the functions import are cached in .local/deno/cache, so later runs are offline. The deno suite
 gets a fresh migrated database in CHIRPBASE_TEST_DB_URL, so its Postgres tests run too (none may
-be skipped here). A second test serves the function itself with `deno run` and checks a signed
-delivery becomes a `replies` row and a like job.
+be skipped here). Two more serve the function itself with `deno run`: a signed delivery becomes a
+`replies` row and a like job, and an X Activity API event is priced into the spend once.
 """
 
 from __future__ import annotations
@@ -166,3 +166,44 @@ def test_served_function_turns_a_signed_delivery_into_a_reply_and_a_like_job(
         assert conn.execute("select count(*) from public.replies").fetchone() == (1,)
         print(f"signed delivery → replies row + like job in {elapsed_ms:.1f} ms")
         assert elapsed_ms < 2000
+
+
+def test_served_function_prices_each_activity_event_once_into_the_spend_figures(
+    served_function: str, dsn: str
+) -> None:
+    """X bills an X Activity API event per event delivered, once per event even when it is
+    delivered again (docs.x.com/x-api/activity/event-pricing; x-api/getting-started/pricing.mdx
+    "Webhook events"). The served function records it where status, /health, the report and the
+    budget read spend; a post.delete, which X does not bill, records nothing."""
+    from worker.ops.operator import Operator
+
+    vectors = json.loads(VECTORS.read_text())
+    cases = {c["name"]: c["delivery"] for c in vectors["xaa"]}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "update public.x_account set user_id = %s where id = 1", (vectors["bot"]["user_id"],)
+        )
+
+        def deliver(name: str) -> None:
+            body = json.dumps(cases[name]).encode()
+            status, _ = _request(
+                served_function, body, {"x-twitter-webhooks-signature": sign(SECRET, body)}
+            )
+            assert status == 200
+
+        for _ in range(2):  # X may deliver an event more than once
+            deliver("mention_create")
+        deliver("post_delete")
+        usage = conn.execute(
+            "select endpoint, operation, calls, units, estimated_cost_usd::float8, reads"
+            " from public.api_usage where month = public.current_month()"
+        ).fetchall()
+        assert usage == [("activity_events", "activity_event", 2, 1, 0.005, 0)]
+        with Operator.connect(dsn) as op:
+            budget = op.status_snapshot()["budget"]
+        assert (budget["x_usd"], budget["spent_usd"]) == (0.005, 0.005)
+        held = conn.execute(
+            "select used::float8 from public.quota_usage"
+            " where month = public.current_month() and resource = 'spend_usd'"
+        ).fetchone()
+        assert held == (0.005,)  # the budget's hard stop counts it too

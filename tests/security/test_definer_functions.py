@@ -190,6 +190,18 @@ def test_a_hijacked_search_path_reaches_no_function_body(
     )
     conn.execute("select * from public.edit_scheduled_tweet(%s, ' edited ')", (draft,))
     conn.execute("select * from public.reschedule_scheduled_tweet(%s, pg_catalog.now())", (draft,))
+    thread = scalar(
+        conn,
+        "insert into public.scheduled_tweets (topic, thread_parts) values ('trap', 2) returning id",
+    )
+    conn.execute(
+        "update public.scheduled_tweets set status = 'awaiting_approval', thread = '{one,two}'"
+        " where id = %s",
+        (thread,),
+    )
+    conn.execute("select * from public.edit_thread_part(%s, 2, ' second ')", (thread,))
+    conn.execute("update public.scheduled_tweets set status = 'approved' where id = %s", (thread,))
+    conn.execute("select * from public.reschedule_scheduled_tweet(%s, pg_catalog.now())", (thread,))
     conn.execute("insert into public.replies (reply_id, author_id) values ('777', '42')")
     conn.execute(
         "insert into public.scheduled_tweets (content, in_reply_to_tweet_id, quote_tweet_id)"

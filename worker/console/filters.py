@@ -1,4 +1,4 @@
-"""Template filters: times in UTC with a relative hint, counts, money, percentages."""
+"""Template filters: times in UTC with a relative hint, durations, counts, money, percentages."""
 
 from __future__ import annotations
 
@@ -90,6 +90,24 @@ def pct(value: Any) -> str:
     return f"{float(value):.0f}%"
 
 
+def minutes(value: Any) -> str:
+    """A duration in minutes as people say it: "90 minutes", "1 day", "2 days 6 hours"."""
+    try:
+        total = int(value)
+    except (TypeError, ValueError):
+        return ""
+    days, rest = divmod(total, 1440)
+    hours, mins = divmod(rest, 60)
+    if days == 0 and hours < 2:
+        return f"{total} minute{'' if total == 1 else 's'}"
+    words = [
+        f"{n} {unit}{'' if n == 1 else 's'}"
+        for n, unit in ((days, "day"), (hours, "hour"), (mins, "minute"))
+        if n
+    ]
+    return " ".join(words)
+
+
 def day_label(value: Any) -> str:
     d = value if isinstance(value, date) else date.fromisoformat(str(value))
     return f"{d:%a %d %b}"
@@ -119,6 +137,7 @@ def install(env: Environment) -> None:
             "num": num,
             "money": money,
             "pct": pct,
+            "minutes": minutes,
             "day_label": day_label,
             "month_label": month_label,
             "inline_code": inline_code,

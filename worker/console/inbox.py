@@ -1,13 +1,16 @@
 """The inbox: everything awaiting a person's decision, with approve, edit and reject.
 
-Items are generated tweets awaiting approval (`kind` "tweet") and reply drafts (`kind`
-"reply", with the post they answer); the list, the routes (`/inbox/{kind}/{id}`) and the
-template are keyed by kind, each kind with its own decide function. Every decision is an
-`Operator` call, the same the CLI makes: a tweet's edit goes through `edit_scheduled_tweet` (X's
-exact count, then the database's), its approval and rejection through the status change of
-`chirpbase approve|reject`; a reply draft's through `approve_reply_draft`, `edit_reply_draft`
-and `reject_reply_draft` (`chirpbase replies approve|reject`), so an approved reply is posted
-once, at once, by post_tweet, and an expired one is refused with the reason.
+Items are generated tweets awaiting approval (`kind` "tweet"), generated threads (`kind`
+"thread", every part in order, each edited on its own) and reply drafts (`kind` "reply", with
+the post they answer); the list, the routes (`/inbox/{kind}/{id}`) and the template are keyed by
+kind, each kind with its own decide function. Every decision is an `Operator` call, the same the
+CLI makes: a tweet's edit goes through `edit_scheduled_tweet` (X's exact count, then the
+database's), its approval and rejection through the status change of `chirpbase approve|reject`;
+a thread's edits through `edit_thread_part` (`chirpbase edit ID TEXT --part N`), approved with
+them in one transaction, so it is approved as shown or not at all, then posted part by part in
+order; a reply draft's through `approve_reply_draft`, `edit_reply_draft` and
+`reject_reply_draft` (`chirpbase replies approve|reject`), so an approved reply is posted once,
+at once, by post_tweet, and an expired one is refused with the reason.
 
 The weighted character count shown while editing comes from `/api/tweet-length`, which runs
 the worker's own counter (worker/content/tweet_text.py): the number on screen is the number
@@ -16,7 +19,7 @@ the worker will check before posting.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +35,11 @@ DONE_MESSAGES = {
         "approved": "Approved tweet {id}: it will be posted at its scheduled time.",
         "saved": "Saved the new text of tweet {id}.",
         "rejected": "Rejected tweet {id}: it will not be posted.",
+    },
+    "thread": {
+        "approved": "Approved thread {id}: its parts will be posted in order, at its time.",
+        "saved": "Saved the new parts of thread {id}.",
+        "rejected": "Rejected thread {id}: none of its parts will be posted.",
     },
     "reply": {
         "approved": "Approved reply {id}: it is being posted now, under the post it answers.",
@@ -53,6 +61,10 @@ def _load(page: int) -> Callable[[Operator], dict[str, Any]]:
         data = op.inbox(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         for item in data["items"]:
             item["length"] = measure(item.get("content") or "").weighted_length
+            item["parts"] = [
+                {"position": position, "content": text, "length": measure(text).weighted_length}
+                for position, text in enumerate(item.get("thread") or [], start=1)
+            ]
         return data
 
     return load
@@ -100,7 +112,17 @@ async def inbox_items(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _decide_tweet(tweet_id: int, action: str, content: str | None) -> Callable[[Operator], Any]:
+Form = Mapping[str, Any]
+
+
+def _content(form: Form) -> str | None:
+    content = form.get("content")
+    return content if isinstance(content, str) else None
+
+
+def _decide_tweet(tweet_id: int, action: str, form: Form) -> Callable[[Operator], Any]:
+    content = _content(form)
+
     def decide(op: Operator) -> dict[str, Any]:
         if action == "reject":
             return op.reject(tweet_id)
@@ -114,7 +136,9 @@ def _decide_tweet(tweet_id: int, action: str, content: str | None) -> Callable[[
     return decide
 
 
-def _decide_reply(draft_id: int, action: str, content: str | None) -> Callable[[Operator], Any]:
+def _decide_reply(draft_id: int, action: str, form: Form) -> Callable[[Operator], Any]:
+    content = _content(form)
+
     def decide(op: Operator) -> dict[str, Any]:
         if action == "reject":
             return op.reject_reply(draft_id)
@@ -127,7 +151,39 @@ def _decide_reply(draft_id: int, action: str, content: str | None) -> Callable[[
     return decide
 
 
-DECIDERS = {"tweet": _decide_tweet, "reply": _decide_reply}
+def _form_parts(form: Form) -> dict[int, str]:
+    """The parts a thread's form sent (`part-1` ... `part-25`), by position."""
+    parts = {}
+    for name, value in form.items():
+        position = name.removeprefix("part-")
+        if position != name and position.isdigit() and isinstance(value, str):
+            parts[int(position)] = value
+    return parts
+
+
+def _decide_thread(thread_id: int, action: str, form: Form) -> Callable[[Operator], Any]:
+    sent = _form_parts(form)
+
+    def decide(op: Operator) -> dict[str, Any]:
+        if action == "reject":
+            return op.reject(thread_id)
+        view = op.thread_view(thread_id)
+        current = {p["thread_position"]: p["content"] or "" for p in view["parts"]}
+        changed = {
+            position: text
+            for position, text in sent.items()
+            if text.strip() != current.get(position, "").strip()
+        }
+        if action == "approve":
+            return op.approve_thread(thread_id, changed)
+        if not changed:
+            return {**view, "changed": False}
+        return op.edit_thread(thread_id, changed)
+
+    return decide
+
+
+DECIDERS = {"tweet": _decide_tweet, "thread": _decide_thread, "reply": _decide_reply}
 ACTIONS = {"approve": "approved", "save": "saved", "reject": "rejected"}
 
 
@@ -140,13 +196,10 @@ async def decide(request: web.Request) -> web.StreamResponse:
     item_id = int(request.match_info["id"])
     form = await request.post()
     action = str(form.get("action") or "")
-    content = form.get("content")
     try:
         if action not in ACTIONS:
             raise Refused(f"unknown action {action!r}: approve, save or reject")
-        row = await console.call(
-            decider(item_id, action, content if isinstance(content, str) else None)
-        )
+        row = await console.call(decider(item_id, action, form))
     except OperatorError as exc:
         if wants_json(request):
             return web.json_response(

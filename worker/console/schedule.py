@@ -10,7 +10,8 @@ from aiohttp import web
 
 from worker.console import cron
 from worker.console.core import CONSOLE, error_page, operator_error_status, wants_json
-from worker.ops.operator import Operator, OperatorError, Refused, parse_when
+from worker.ops.operator import Operator, OperatorError, Refused
+from worker.ops.when import parse_when
 
 MOVABLE = ("pending", "generating", "awaiting_approval", "approved")
 CADENCE = (

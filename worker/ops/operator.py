@@ -3,13 +3,13 @@
 Every action is a row inserted or updated, or a queue function called, through the named queries
 in `worker/sql/operator.sql`: the same path an operator typing SQL takes, so the database's
 triggers and functions keep every rule. This module only translates their refusals into
-`Refused` (invalid input or a move the database does not allow), `NotFound` and `Unavailable`.
+`Refused` (invalid input or a move the database does not allow), `NotFound` and `Unavailable`
+(worker/ops/errors.py; an operator's TIME is read by worker/ops/when.py).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +26,7 @@ from worker.content.polls import PollError, poll_from_row
 from worker.content.tweet_text import TweetTextError, validate_tweet_text, weighted_length
 from worker.db import Params, query
 from worker.logs import redact
+from worker.ops.errors import NotFound, OperatorError, Refused, Unavailable
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "cancelled", "skipped")
 REPLY_DRAFT_STATUSES = (
@@ -39,60 +40,7 @@ REPLY_DRAFT_STATUSES = (
 )
 ScheduledAction = Literal["approved", "rejected", "cancelled"]
 
-
-class OperatorError(Exception):
-    """An action the operator asked for did not happen; the message says why, in one line."""
-
-
-class Refused(OperatorError):
-    """Invalid input, or a change the database refuses (too long, not cancellable, ...)."""
-
-
-class NotFound(OperatorError):
-    """No row with that id or key."""
-
-
-class Unavailable(OperatorError):
-    """The database cannot be reached."""
-
-
-# -- time parsing -----------------------------------------------------------------------------
-
-TIME_FORMATS_HELP = (
-    "now | +30m | +2h | +1d | +1h30m | HH:MM (next occurrence) | today HH:MM | tomorrow HH:MM | "
-    "ISO 8601 (2026-12-01T09:00, 2026-12-01 09:00+01:00, 2026-12-01). All times UTC unless an "
-    "offset is given."
-)
-_RELATIVE = re.compile(r"^\+\s*((?:\d+\s*[dhms]\s*)+)$")
-_RELATIVE_PART = re.compile(r"(\d+)\s*([dhms])")
-_CLOCK = re.compile(r"^(?:(today|tomorrow)\s+)?(\d{1,2}):(\d{2})$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-
-
-def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """Parse an operator's TIME into an aware UTC datetime (see TIME_FORMATS_HELP)."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    s = text.strip().lower()
-    if s == "now":
-        return now
-    if m := _RELATIVE.match(s):
-        parts = {_UNITS[u]: int(n) for n, u in _RELATIVE_PART.findall(m.group(1))}
-        return now + timedelta(**parts)
-    if m := _CLOCK.match(s):
-        day_word, hh, mm = m.group(1), int(m.group(2)), int(m.group(3))
-        if hh > 23 or mm > 59:
-            raise Refused(f"invalid time of day {text!r}: use HH:MM from 00:00 to 23:59")
-        clock = time(hh, mm, tzinfo=UTC)
-        day = now.date() + timedelta(days=1 if day_word == "tomorrow" else 0)
-        when = datetime.combine(day, clock)
-        if day_word is None and when <= now:
-            when += timedelta(days=1)  # a bare HH:MM means its next occurrence
-        return when
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise Refused(f"cannot read time {text!r}; use {TIME_FORMATS_HELP}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+__all__ = ["NotFound", "Operator", "OperatorError", "Refused", "Unavailable"]
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -182,6 +130,15 @@ class Operator:
     def _one(self, name: str, params: Params = None) -> dict[str, Any] | None:
         rows = self._fetch(name, params)
         return rows[0] if rows else None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Several statements as one: all of them, or none (nested: a savepoint)."""
+        try:
+            with self.conn.transaction():
+                yield
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"database connection lost: {_one_line(exc)}") from None
 
     # -- scheduled tweets ------------------------------------------------------------------
     def schedule(
@@ -310,11 +267,58 @@ class Operator:
             validate_tweet_text(content.strip())
         except TweetTextError as exc:
             raise Refused(f"scheduled tweet {tweet_id}: {exc}") from None
-        self.scheduled_tweet(tweet_id)  # NotFound before anything else
+        current = self.scheduled_tweet(tweet_id)  # NotFound before anything else
+        if current["thread"] is not None or current["thread_parts"] is not None:
+            raise Refused(
+                f"scheduled tweet {tweet_id} is a thread: its parts are edited one by one "
+                "(`chirpbase edit ID TEXT --part N`, SQL edit_thread_part)"
+            )
         row = self._one("operator_edit_scheduled_tweet", {"id": tweet_id, "content": content})
         if row is None:
             raise NotFound(f"no scheduled tweet with id {tweet_id}")
         return row
+
+    # -- threads ---------------------------------------------------------------------------
+    def thread_view(self, thread_id: int) -> dict[str, Any]:
+        """A thread's row and its parts in order, each with its weighted length as X counts it:
+        the part rows once they exist, else the texts of a generated thread awaiting approval."""
+        row = self.scheduled_tweet(thread_id)
+        if row["thread"] is None and row["thread_parts"] is None:
+            of = f" (it is part of thread {row['thread_of']})" if row["thread_of"] else ""
+            raise Refused(f"scheduled tweet {thread_id} is not a thread{of}")
+        parts = self._fetch("operator_thread_parts", {"id": thread_id})
+        for part in parts:
+            part["weighted_length"] = weighted_length(part["content"] or "")
+        return plain({**row, "parts": parts})
+
+    def edit_thread(self, thread_id: int, parts: Mapping[int, str]) -> dict[str, Any]:
+        """New text for parts of a generated thread awaiting approval (`{position: text}`), all
+        or none: each counted as X counts it first, then checked by the database's
+        `edit_thread_part` (the door's thread rules: length, no two parts alike; refused in any
+        other state, and once a part is posting or posted)."""
+        for position, text in sorted(parts.items()):
+            try:
+                validate_tweet_text(text.strip())
+            except TweetTextError as exc:
+                raise Refused(f"thread {thread_id} part {position}: {exc}") from None
+        self.scheduled_tweet(thread_id)  # NotFound before anything else
+        with self._transaction():
+            for position, text in sorted(parts.items()):
+                edited = {"id": thread_id, "part": position, "content": text}
+                if self._one("operator_edit_thread_part", edited) is None:
+                    raise NotFound(f"no scheduled tweet with id {thread_id}")
+        return self.thread_view(thread_id)
+
+    def approve_thread(
+        self, thread_id: int, parts: Mapping[int, str] | None = None
+    ) -> dict[str, Any]:
+        """Approve a generated thread awaiting approval as a whole, with `parts` edited first
+        when given, in one transaction (approved as edited, or nothing changes); its parts are
+        then posted in order, each exactly once."""
+        with self._transaction():
+            if parts:
+                self.edit_thread(thread_id, parts)
+            return self.approve(thread_id)
 
     def reschedule(self, tweet_id: int, at: datetime) -> dict[str, Any]:
         """Post at `at` instead (its queued job moves with it); refused once posting started."""
@@ -484,7 +488,8 @@ class Operator:
 
     def calendar(self, start: date, days: int, *, per_day: int = 30) -> dict[str, Any]:
         """Posts scheduled on the UTC days [start, start + days): the first `per_day` of each
-        day, and per-day counts by status (so a crowded day says how many it hides)."""
+        day, and per-day counts by status (so a crowded day says how many it hides). A thread
+        is one post (`is_thread`) with its `parts` in order."""
         if not 1 <= days <= 62:
             raise Refused("a calendar shows 1 to 62 days")
         begin = datetime.combine(start, time(0, 0), tzinfo=UTC)

@@ -22,8 +22,20 @@ values (%(thread)s::text[], coalesce(%(scheduled_for)s::timestamptz, now()), 'cl
 returning id, status, thread, scheduled_for, source, created_at, in_reply_to_tweet_id;
 
 -- name: operator_thread_parts
-select id, thread_position, content, status, job_id, tweet_id
-from public.scheduled_tweets where thread_of = %(id)s::bigint order by thread_position;
+-- A thread's parts in order: its part rows once they exist; before that (a generated thread
+-- written and awaiting approval) the texts in `thread`, with the thread's own status.
+select p.thread_position, p.id, p.content, p.status, p.job_id, p.tweet_id, p.scheduled_for,
+       p.posted_at, p.error
+from public.scheduled_tweets p
+where p.thread_of = %(id)s::bigint
+union all
+select t.position::integer, null::bigint, t.part, s.status, null::bigint, null::text,
+       s.scheduled_for, null::timestamptz, null::text
+from public.scheduled_tweets s
+cross join lateral pg_catalog.unnest(s.thread) with ordinality as t(part, position)
+where s.id = %(id)s::bigint and s.thread_of is null
+  and not exists (select 1 from public.scheduled_tweets p where p.thread_of = s.id)
+order by 1;
 
 -- name: operator_schedule_generation
 -- Without a topic, one of the persona's topics is drawn (as the generation cron does); without
@@ -55,11 +67,13 @@ update public.scheduled_tweets
 set status = %(status)s::text
 where id = %(id)s::bigint
 returning id, status, content, topic, with_image, scheduled_for, job_id, tweet_id, error,
-          updated_at;
+          updated_at, coalesce(cardinality(thread), thread_parts) as thread_size;
 
 -- name: operator_scheduled_tweet
 select id, status, content, topic, with_image, scheduled_for, job_id, tweet_id, error, image_url,
-       alt_text, source, created_at, updated_at, generated_at, approved_at, posted_at
+       alt_text, source, created_at, updated_at, generated_at, approved_at, posted_at, edited_at,
+       thread, thread_parts, thread_of, thread_position, thread_tweet_ids,
+       poll_options, poll_duration_minutes, in_reply_to_tweet_id
 from public.scheduled_tweets
 where id = %(id)s::bigint;
 
@@ -229,6 +243,11 @@ select id, status, content, topic, with_image, scheduled_for, job_id, image_url,
        edited_at, updated_at
 from public.edit_scheduled_tweet(%(id)s::bigint, %(content)s::text);
 
+-- name: operator_edit_thread_part
+-- One part of a generated thread awaiting approval (checked as the door checks a thread).
+select id, status, thread, topic, scheduled_for, edited_at, updated_at
+from public.edit_thread_part(%(id)s::bigint, %(part)s::integer, %(content)s::text);
+
 -- name: operator_reschedule_scheduled_tweet
 select id, status, content, topic, with_image, scheduled_for, job_id, updated_at
 from public.reschedule_scheduled_tweet(%(id)s::bigint, %(scheduled_for)s::timestamptz);
@@ -236,13 +255,17 @@ from public.reschedule_scheduled_tweet(%(id)s::bigint, %(scheduled_for)s::timest
 -- Things awaiting a person -----------------------------------------------------------------------
 
 -- name: operator_inbox
--- What awaits a person, soonest due first: generated tweets awaiting approval (by when they post)
--- and reply drafts (by when they expire), through scheduled_tweets_status_idx and
--- reply_drafts_awaiting_idx. `kind` names the item type; a reply carries the post it answers.
-(select 'tweet'::text as kind, s.id, s.content, s.topic, s.image_url, s.alt_text, s.with_image,
+-- What awaits a person, soonest due first: generated tweets and threads awaiting approval (by
+-- when they post) and reply drafts (by when they expire), through scheduled_tweets_status_idx
+-- and reply_drafts_awaiting_idx. `kind` names the item type ("tweet", "thread", "reply"); a
+-- thread carries its parts in order (`thread`), a reply the post it answers, a post its poll.
+(select case when s.thread is not null or s.thread_parts is not null then 'thread'
+             else 'tweet' end::text as kind,
+        s.id, s.content, s.topic, s.image_url, s.alt_text, s.with_image,
         s.scheduled_for, s.generated_at, s.edited_at, s.updated_at, s.source,
-        null::text as in_reply_to_tweet_id, null::text as in_reply_to_text,
+        s.in_reply_to_tweet_id, null::text as in_reply_to_text,
         null::text as in_reply_to_author, null::timestamptz as expires_at,
+        s.thread, s.poll_options, s.poll_duration_minutes,
         s.scheduled_for as due
  from public.scheduled_tweets s
  where s.status = 'awaiting_approval'
@@ -252,7 +275,7 @@ union all
 (select 'reply'::text, d.id, d.content, null::text, null::text, null::text, false,
         null::timestamptz, d.created_at, d.edited_at, d.updated_at, 'reply'::text,
         d.reply_id, r.content, coalesce(r.author_username, d.author_username, r.author_id),
-        d.expires_at, d.expires_at
+        d.expires_at, null::text[], null::text[], null::integer, d.expires_at
  from public.reply_drafts d
  join public.replies r on r.reply_id = d.reply_id
  where d.status = 'awaiting_approval' and d.expires_at > now()
@@ -317,27 +340,43 @@ from public.reject_reply_draft(%(id)s::bigint);
 -- Calendar ---------------------------------------------------------------------------------------
 
 -- name: operator_calendar_days
--- Posts per UTC day and status in [start, end).
+-- Posts per UTC day and status in [start, end); a thread counts once (its own row), not once
+-- per part.
 select (s.scheduled_for at time zone 'UTC')::date as day, s.status, count(*)::bigint as posts
 from public.scheduled_tweets s
 where s.scheduled_for >= %(start)s::timestamptz and s.scheduled_for < %(end)s::timestamptz
-  and s.status <> 'rejected'
+  and s.status <> 'rejected' and s.thread_of is null
 group by 1, 2
 order by 1, 2;
 
 -- name: operator_calendar
 -- The first `per_day` posts of each UTC day in [start, end), by time (cancelled and rejected
--- ones left out: the day counts still show them).
-select *
+-- ones left out: the day counts still show them). A thread is one entry, its own row (status,
+-- `thread_tweet_ids`), at its first part's time, with its parts in order (`parts`: the part rows
+-- once made, else the texts in `thread` with the thread's status; none while being written).
+select d.*,
+       case when d.is_thread then coalesce(
+         (select jsonb_agg(jsonb_build_object(
+                   'position', p.thread_position, 'id', p.id, 'content', p.content,
+                   'status', p.status, 'tweet_id', p.tweet_id, 'scheduled_for', p.scheduled_for,
+                   'posted_at', p.posted_at, 'error', p.error) order by p.thread_position)
+          from public.scheduled_tweets p where p.thread_of = d.id),
+         (select jsonb_agg(jsonb_build_object('position', t.position, 'content', t.part,
+                                              'status', d.status) order by t.position)
+          from pg_catalog.unnest(d.thread) with ordinality as t(part, position)),
+         '[]'::jsonb) end as parts
 from (
   select s.id, s.status, s.content, s.topic, s.with_image, s.scheduled_for, s.tweet_id, s.error,
-         s.source, s.image_url,
+         s.source, s.image_url, s.poll_options, s.poll_duration_minutes, s.thread,
+         coalesce(pg_catalog.cardinality(s.thread), s.thread_parts) as thread_size,
+         (s.thread is not null or s.thread_parts is not null) as is_thread,
          (s.scheduled_for at time zone 'UTC')::date as day,
          row_number() over (partition by (s.scheduled_for at time zone 'UTC')::date
                             order by s.scheduled_for, s.id) as nth
   from public.scheduled_tweets s
   where s.scheduled_for >= %(start)s::timestamptz and s.scheduled_for < %(end)s::timestamptz
     and s.status not in ('cancelled', 'rejected')
+    and s.thread_of is null
 ) d
 where d.nth <= %(per_day)s::integer
 order by d.scheduled_for, d.id;

@@ -274,7 +274,8 @@ export function isActivityDelivery(payload: unknown): boolean {
   return isObj(first) && typeof first.event_type === "string";
 }
 
-function activityEvents(payload: unknown): unknown[] {
+/** The events of an X Activity API delivery (`data`: one event, or an array of them). */
+export function activityEvents(payload: unknown): unknown[] {
   if (!isObj(payload)) return [];
   // X documents one event per delivery in `data`; an array is read the same way, defensively.
   return Array.isArray(payload.data) ? payload.data : payload.data === undefined ? [] : [payload.data];

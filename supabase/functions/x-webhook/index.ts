@@ -12,7 +12,10 @@
  *                           `{"for_user_id", "tweet_create_events": [<v1.1 tweet>]}`.
  *                       Each post that replies to or mentions the bot (and is not the bot's
  *                       own) becomes a `replies` row (source 'webhook'), inserted idempotently
- *                       by reply_id. The `replies` trigger queues the like job.
+ *                       by reply_id. The `replies` trigger queues the like job. What X bills
+ *                       for an XAA delivery (per event, on pay-per-use) is recorded in
+ *                       `api_usage` in the same statement, once per event id
+ *                       (../_shared/activity_billing.ts), also for events otherwise ignored.
  *
  * Status codes: 200 for every authentic delivery, including the ones merely ignored (other
  * event kinds, other accounts, posts not for the bot), so X never disables the webhook over
@@ -29,6 +32,7 @@
  * X_WEBHOOK_MAX_BODY_BYTES (default 1 MiB). Nothing secret is ever logged: log lines carry
  * counts, ids of public posts, outcomes and timings only.
  */
+import { type BilledEvent, billedEvents } from "../_shared/activity_billing.ts";
 import { PostgresReplyStore } from "../_shared/pg_store.ts";
 import {
   activityForUserId,
@@ -147,6 +151,16 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
     }
   }
 
+  /** Record what X bills for a delivery chirpbase otherwise ignores (best effort: logged). */
+  async function recordOnly(billed: BilledEvent[]): Promise<void> {
+    if (billed.length === 0) return;
+    try {
+      await withTimeout(store.insertReplies([], billed), storeTimeout);
+    } catch (e) {
+      log("warn", "events not priced", { error: errorText(e), events_billed: billed.length });
+    }
+  }
+
   function crc(url: URL): Response {
     const token = url.searchParams.get("crc_token");
     if (token === null || token === "") return json(400, { error: "missing crc_token" });
@@ -195,11 +209,14 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
     }
 
     const activity = isActivityDelivery(payload);
+    // X bills the app for every event it delivers, whatever chirpbase makes of it.
+    const billed = activity ? billedEvents(payload, raw) : [];
     const forUserId = activity
       ? activityForUserId(payload)
       : idOf((payload as Record<string, unknown>).for_user_id);
     const known = await botUserId();
     if (known !== null && forUserId !== null && forUserId !== known) {
+      await recordOnly(billed);
       log("info", "delivery ignored", { reason: "other_account", for_user_id: forUserId });
       return json(200, { ok: true, ignored: "other_account" });
     }
@@ -207,6 +224,7 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
     // id in x_account, that is the bot.
     const bot = known ?? forUserId;
     if (bot === null) {
+      await recordOnly(billed);
       log("warn", "delivery ignored", { reason: "unknown_bot_user_id" });
       return json(200, { ok: true, ignored: "unknown_bot_user_id" });
     }
@@ -217,11 +235,12 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
       ? result.eventTypes
       : Object.keys(payload as object).filter((k) => k.endsWith("_events"));
     try {
-      const inserted = await withTimeout(store.insertReplies(rows), storeTimeout);
+      const inserted = await withTimeout(store.insertReplies(rows, billed), storeTimeout);
       const ms = Math.round(performance.now() - started);
       log("info", "delivery handled", {
         format: activity ? "xaa" : "account_activity",
         events: kinds,
+        events_billed: billed.length,
         inserted: inserted.length,
         duplicates: rows.length - inserted.length,
         skipped: result.skipped.map((s) => s.reason),
@@ -236,8 +255,10 @@ export function createWebhookHandler(options: WebhookOptions): (req: Request) =>
       });
     } catch (e) {
       if (rows.length === 0) {
-        // Nothing to store; only the heartbeat failed. The delivery itself is fine.
-        log("warn", "heartbeat not recorded", { error: errorText(e) });
+        // No rows to store; only the heartbeat (and the price of the events) failed. The
+        // delivery itself is fine: a 503 would not bring it back (X retries only on
+        // Enterprise, where events are not billed per event).
+        log("warn", "heartbeat not recorded", { error: errorText(e), events_billed: billed.length });
         return json(200, { ok: true, inserted: 0, duplicates: 0, skipped: result.skipped.length });
       }
       log("error", "rows not stored", { error: errorText(e), rows: rows.length });

@@ -5,6 +5,7 @@
 //     --allow-net=127.0.0.1,localhost supabase/functions
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { billedEvents, UNBILLED_EVENT_TYPES } from "../_shared/activity_billing.ts";
 import { PostgresReplyStore } from "../_shared/pg_store.ts";
 import type { ReplyRow } from "../_shared/replies.ts";
 import { MemoryReplyStore, type ReplyStore } from "../_shared/store.ts";
@@ -365,6 +366,84 @@ Deno.test("xaa: until x_account knows the bot, filter.user_id of a signed event 
   const res = await handler(signed(JSON.stringify(xaa("batch_with_duplicate").delivery)));
   assert.deepEqual(await res.json(), { ok: true, inserted: 2, duplicates: 0, skipped: 0 });
   assert.equal(store.rows.size, 2);
+});
+
+// --- what X bills for a delivery -------------------------------------------------------------
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+Deno.test("billing: each billable XAA event once, by event_uuid; unbilled kinds not at all", () => {
+  const priced = (name: string) => {
+    const body = JSON.stringify(xaa(name).delivery);
+    return billedEvents(JSON.parse(body), bytes(body));
+  };
+  assert.deepEqual(priced("mention_create"), [{ id: "2080765813578191303", type: "post.mention.create" }]);
+  assert.deepEqual(priced("like_create"), [{ id: "4000000000000000011", type: "like.create" }]);
+  assert.deepEqual(priced("post_delete"), [], "post.delete is not billed");
+  // One delivery carrying the same event twice is one billed event.
+  assert.deepEqual(priced("batch_with_duplicate").map((e) => e.id), [
+    "4000000000000000013",
+    "4000000000000000014",
+  ]);
+  for (const type of UNBILLED_EVENT_TYPES) {
+    const body = JSON.stringify({ data: { event_uuid: "1", event_type: type, payload: {} } });
+    assert.deepEqual(billedEvents(JSON.parse(body), bytes(body)), [], type);
+  }
+  // Account Activity API deliveries are not on X's price list for events.
+  const aaa = delivery(post("plain_mention").v1);
+  assert.deepEqual(billedEvents(JSON.parse(aaa), bytes(aaa)), []);
+});
+
+Deno.test("billing: an event without an event_uuid is named by the body X signed", () => {
+  const envelope = structuredClone(xaa("mention_create").delivery) as { data: Record<string, unknown> };
+  delete envelope.data.event_uuid;
+  const body = JSON.stringify(envelope);
+  const first = billedEvents(JSON.parse(body), bytes(body));
+  assert.equal(first.length, 1);
+  assert.match(first[0].id, /^body:[0-9a-f]{64}:0$/);
+  assert.deepEqual(billedEvents(JSON.parse(body), bytes(body)), first, "the same body, the same id");
+  const other = body.replace("bob_builds", "bob_builds2");
+  assert.notEqual(billedEvents(JSON.parse(other), bytes(other))[0].id, first[0].id);
+});
+
+Deno.test("billing: a redelivered event is billed once; ignored events are billed too", async () => {
+  const { handler, store } = setup();
+  const mention = JSON.stringify(xaa("mention_create").delivery);
+  for (let i = 0; i < 3; i++) assert.equal((await handler(signed(mention))).status, 200);
+  assert.deepEqual([...store.billed], [["2080765813578191303", "post.mention.create"]]);
+  assert.equal(store.eventDeliveries, 3);
+  // X bills the app for what it delivers, whatever chirpbase keeps of it.
+  for (const name of ["like_create", "own_post_create", "other_account"]) {
+    const res = await handler(signed(JSON.stringify(xaa(name).delivery)));
+    assert.equal(res.status, 200, name);
+    await res.body?.cancel();
+  }
+  assert.deepEqual([...store.billed.keys()].sort(), [
+    "2080765813578191303",
+    "4000000000000000007",
+    "4000000000000000010",
+    "4000000000000000011",
+  ]);
+  // Not billed by X: post.delete, and Account Activity API deliveries.
+  await (await handler(signed(JSON.stringify(xaa("post_delete").delivery)))).body?.cancel();
+  await (await handler(signed(delivery(post("plain_mention").v1)))).body?.cancel();
+  assert.equal(store.billed.size, 4);
+  assert.equal(store.eventDeliveries, 6);
+});
+
+Deno.test("billing: a store that cannot price an ignored event still answers 200", async () => {
+  const failing: ReplyStore = {
+    botUserId: () => Promise.resolve(BOT),
+    insertReplies: () => Promise.reject(new Error("connection refused")),
+  };
+  const { handler, logs } = setup({ store: failing });
+  for (const name of ["like_create", "other_account"]) {
+    const res = await handler(signed(JSON.stringify(xaa(name).delivery)));
+    assert.equal(res.status, 200, name);
+    await res.body?.cancel();
+  }
+  const warned = logs.lines.map((l) => JSON.parse(l)).filter((l) => l.level === "warn");
+  assert.deepEqual(warned.map((l) => l.msg), ["heartbeat not recorded", "events not priced"]);
 });
 
 Deno.test("xaa: store down with rows to store → 503 so X may retry", async () => {
@@ -825,6 +904,71 @@ Deno.test({
       const rows = await storedReplies(sql);
       assert.deepEqual([...rows], [{ ...c.expected[0], source: "webhook", liked: false }]);
     } finally {
+      await store.close();
+    }
+  },
+});
+
+/** This billing cycle's record of X Activity API deliveries, and the budget held for spend. */
+async function eventUsage(sql: PostgresReplyStore["sql"]) {
+  const [usage] = await sql<{ calls: number; units: number; cost: number }[]>`
+    select coalesce(sum(calls), 0)::int as calls, coalesce(sum(units), 0)::int as units,
+           coalesce(sum(estimated_cost_usd), 0)::float8 as cost
+    from public.api_usage
+    where month = public.current_month() and endpoint = 'activity_events'
+      and operation = 'activity_event'`;
+  const [spend] = await sql<{ used: number }[]>`
+    select coalesce(sum(used), 0)::float8 as used from public.quota_usage
+    where month = public.current_month() and resource = 'spend_usd'`;
+  return { ...usage, spend: spend.used };
+}
+
+Deno.test({
+  name: "postgres: X Activity API deliveries are priced into api_usage once per event (pay-per-use only)",
+  ignore: !DB_URL,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const store = new PostgresReplyStore(DB_URL!);
+    const sql = store.sql;
+    try {
+      await emptyReplies(sql);
+      await sql`delete from public.api_usage where endpoint = 'activity_events'`;
+      await sql`delete from public.x_billed_resources where kind = 'event'`;
+      await sql`delete from public.quota_usage where resource = 'spend_usd'`;
+      await sql`update public.x_account set user_id = ${BOT} where id = 1`;
+      await sql`update public.configs set value = value || '{"plan": "pay_per_use"}'::jsonb where key = 'quotas'`;
+      const handler = createWebhookHandler({ consumerSecret: SECRET, store, log: () => {} });
+      const deliver = async (body: string) => {
+        const res = await handler(signed(body));
+        assert.equal(res.status, 200, await res.clone().text());
+        await res.body?.cancel();
+      };
+
+      // A mention delivered three times (X redelivers): three calls, one billed event.
+      const mention = JSON.stringify(xaa("mention_create").delivery);
+      for (let i = 0; i < 3; i++) await deliver(mention);
+      assert.deepEqual(await eventUsage(sql), { calls: 3, units: 1, cost: 0.005, spend: 0.005 });
+      const [{ n }] = await sql`select count(*)::int as n from public.replies`;
+      assert.equal(n, 1);
+
+      // An event chirpbase ignores is still billed by X; one X does not bill is not recorded.
+      await deliver(JSON.stringify(xaa("other_account").delivery));
+      await deliver(JSON.stringify(xaa("post_delete").delivery));
+      assert.deepEqual(await eventUsage(sql), { calls: 4, units: 2, cost: 0.01, spend: 0.01 });
+
+      // The price is the pricing row's (an operator's edit applies at once).
+      await sql`update public.configs set value = jsonb_set(value, '{x,activity_event}', '0.002') where key = 'pricing'`;
+      await deliver(JSON.stringify(xaa("reply_create_without_includes").delivery));
+      assert.deepEqual(await eventUsage(sql), { calls: 5, units: 3, cost: 0.012, spend: 0.012 });
+
+      // Off pay-per-use X bills no event: the delivery is a call at $0.
+      await sql`update public.configs set value = value || '{"plan": "enterprise"}'::jsonb where key = 'quotas'`;
+      await deliver(JSON.stringify(xaa("long_post_mention").delivery));
+      assert.deepEqual(await eventUsage(sql), { calls: 6, units: 3, cost: 0.012, spend: 0.012 });
+    } finally {
+      await sql`update public.configs set value = jsonb_set(value, '{x,activity_event}', '0.005') where key = 'pricing'`;
+      await sql`update public.configs set value = value || '{"plan": "pay_per_use"}'::jsonb where key = 'quotas'`;
       await store.close();
     }
   },

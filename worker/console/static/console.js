@@ -101,8 +101,7 @@
       if (result.ok) {
         announce(result.data.message);
         if (submitter.value === "save") {
-          const textarea = form.querySelector("textarea");
-          textarea.defaultValue = textarea.value;
+          form.querySelectorAll("textarea").forEach((t) => { t.defaultValue = t.value; });
           error.hidden = true;
         } else {
           removeItem(li);
@@ -194,9 +193,9 @@
   });
 
   // -- the live inbox ------------------------------------------------------------------------
-  function dirty(li) {
-    const textarea = li.querySelector("textarea");
-    return !!textarea && (textarea.value !== textarea.defaultValue || document.activeElement === textarea);
+  function dirty(li) {  // any text changed or being edited (a thread has one box per part)
+    return Array.from(li.querySelectorAll("textarea")).some(
+      (t) => t.value !== t.defaultValue || document.activeElement === t);
   }
 
   let refreshing = null;

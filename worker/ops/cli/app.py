@@ -148,7 +148,8 @@ def operating(url: str | None) -> Iterator[Operator]:
 
 
 def parse_time_option(at: str | None) -> datetime | None:
-    from worker.ops.operator import Refused, parse_when
+    from worker.ops.errors import Refused
+    from worker.ops.when import parse_when
 
     if at is None:
         return None

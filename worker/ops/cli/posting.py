@@ -13,6 +13,7 @@ from worker.content.tweet_text import (
     TweetTextError,
     measure,
     validate_tweet_text,
+    weighted_length,
 )
 from worker.ops.cli.app import (
     EXIT_USAGE,
@@ -196,10 +197,17 @@ IdArg = Annotated[int, typer.Argument(help="The scheduled_tweets id.", min=1)]
 
 @app.command()
 def approve(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
-    """Approve a generated tweet awaiting approval; it is posted at its scheduled time."""
+    """Approve a generated tweet or thread awaiting approval; it is posted at its scheduled
+    time (a thread part by part, in order)."""
     row = _move_command(tweet_id, "approve", database_url_opt)
     if not row["changed"]:
         console.print(f"tweet {row['id']} was already approved")
+        return
+    if row.get("thread_size"):
+        console.print(
+            f"approved thread [bold]{row['id']}[/] of {row['thread_size']} parts: part 1 posts at "
+            f"{format_when(row['scheduled_for'])}, each next one when the one before is posted"
+        )
         return
     console.print(
         f"approved tweet [bold]{row['id']}[/]: posting at {format_when(row['scheduled_for'])} "
@@ -231,12 +239,71 @@ def cancel(tweet_id: IdArg, database_url_opt: DatabaseUrl = None) -> None:
 def edit(
     tweet_id: IdArg,
     text: Annotated[str, typer.Argument(help="The new text (X's 280 weighted characters).")],
+    part: Annotated[
+        int | None,
+        typer.Option("--part", min=1, help="Of a generated thread: the part (1..N) to change."),
+    ] = None,
     database_url_opt: DatabaseUrl = None,
 ) -> None:
-    """Change the text of a generated tweet awaiting approval (then approve or reject it)."""
+    """Change the text of a generated tweet, or of one part of a generated thread, awaiting
+    approval (then approve or reject it)."""
     with operating(database_url_opt) as op:
-        row = op.edit(tweet_id, text)
-    console.print(f"tweet [bold]{row['id']}[/] now reads: {escape(row['content'])}", soft_wrap=True)
+        if part is None:
+            row = op.edit(tweet_id, text)
+        else:
+            thread = op.edit_thread(tweet_id, {part: text})
+    if part is None:
+        console.print(
+            f"tweet [bold]{row['id']}[/] now reads: {escape(row['content'])}", soft_wrap=True
+        )
+        return
+    edited = thread["parts"][part - 1]
+    console.print(
+        f"thread [bold]{thread['id']}[/] part {part} of {len(thread['parts'])} now reads "
+        f"({edited['weighted_length']}/{MAX_WEIGHTED_LENGTH}): {escape(edited['content'])}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def show(tweet_id: IdArg, json_out: JsonFlag = False, database_url_opt: DatabaseUrl = None) -> None:
+    """One scheduled tweet or thread: status, time, its text (a thread's every part, in order)
+    with X's weighted count, and its poll."""
+    with operating(database_url_opt) as op:
+        row = op.scheduled_tweet(tweet_id)
+        is_thread = row["thread"] is not None or row["thread_parts"] is not None
+        if is_thread:
+            row = op.thread_view(tweet_id)
+    if json_out:
+        print_json(row)
+        return
+    what = f"thread of {len(row['parts']) or row['thread_parts']} parts" if is_thread else "tweet"
+    console.print(
+        f"{what} [bold]{row['id']}[/] ({row['status']}) for {format_when(row['scheduled_for'])}"
+        + (f", about {escape(repr(row['topic']))}" if row.get("topic") else ""),
+        soft_wrap=True,
+    )
+    texts = (
+        [(p["thread_position"], p["status"], p["content"]) for p in row["parts"]]
+        if is_thread
+        else [(None, row["status"], row["content"])]
+    )
+    for position, status, content in texts:
+        label = f"  part {position} ({status})" if position else "  text"
+        if content is None:
+            console.print(f"{label}: not written yet")
+            continue
+        console.print(
+            f"{label} ({weighted_length(content)}/{MAX_WEIGHTED_LENGTH}): {escape(content)}",
+            soft_wrap=True,
+        )
+    if row.get("poll_options"):
+        console.print(
+            f"  poll: {escape(' / '.join(row['poll_options']))}, open "
+            f"{row['poll_duration_minutes']} minutes"
+        )
+    if row.get("error"):
+        console.print(f"  [red]{escape(row['error'])}[/]")
 
 
 @app.command()
