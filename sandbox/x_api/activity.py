@@ -15,8 +15,16 @@ Sources (X's docs repository `xdevplatform/docs`, read at its 2026-08-22 commit,
   `webhook_id` and `tag`), which events are private (mentions and replies need the user's own
   context), when `post.mention.create` and `post.reply.create` fire, the delivery envelope
   (`data.event_uuid`, `filter`, `event_type`, `tag`, `payload` = a Post object, `includes`),
-  the 1,500 subscriptions of self-serve tiers, and billing (each Post event "billed as a
-  Post").
+  the 1,500 subscriptions of self-serve tiers.
+* Billing: docs.x.com/x-api/activity/event-pricing ("Per-event billing only applies to users
+  on the pay-per-use product. All X Activity API events are delivered via webhooks and billed
+  per event", at a price per event type) and x-api/getting-started/pricing.mdx "Webhook
+  events" ("charged once per billable event, deduplicated within the same 24-hour UTC
+  window"): on pay-per-use access each event is billed at its type's price
+  (``billing.EVENT_PRICES``) under its own operation, ``activity_event``, once per
+  ``event_uuid`` per UTC day; it is not a Post read (it does not count against the monthly
+  Post-read cap nor in ``GET /2/usage/tweets``). On the other tiers events are not billed per
+  event.
 * `x-api/account-activity/introduction.mdx` ("Feature summary"): one webhook on pay-per-use.
 * `x-api/fundamentals/rate-limits.mdx` ("Activity & Webhooks"): 450 or 500 requests / 15 min.
 * `openapi.json`: the request schemas (additionalProperties false, the event_type enum,
@@ -34,7 +42,9 @@ Where the docs are silent the stand-in takes the less convenient reading, and sa
   (the same event twice). Clients must look before they subscribe.
 * Deleting a webhook leaves its subscriptions in place (they count against the limit and
   deliver nowhere). Clients must delete subscriptions first.
-* Billing: an event is billed when X sends it, once per event (retries are not billed again).
+* "Billed per event delivered" does not say whether an event the webhook failed to accept
+  counts: the stand-in bills it when X sends it, at the first attempt, whatever the answer
+  (retries carry the same ``event_uuid`` and are not billed again).
 
 Tests drive :class:`ActivityState` (``XState.activity``): :meth:`ActivityState.route` maps a
 public https origin to a local server (the stand-in never leaves the machine), :meth:`tick`
@@ -249,7 +259,8 @@ class ActivityState:
         self.subscriptions: dict[str, Subscription] = {}
         self.deliveries: list[Delivery] = []
         self.crc_log: list[tuple[str, CrcResult]] = []
-        self.events_billed = 0
+        self.events_billed = 0  # events charged (pay-per-use), each once per UTC day
+        self.events_billed_usd = 0.0
         self._routes: dict[str, str] = {}
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -471,9 +482,7 @@ class ActivityState:
             envelope = delivery.envelope
             envelope["data"]["event_uuid"] = delivery.event_uuid
             delivery.body = json.dumps(envelope, ensure_ascii=False).encode()
-            with self._lock:
-                self.events_billed += 1  # "billed as a Post", once per event
-            self.x.count_reads(1)
+            self._bill(delivery)
         webhook = self.webhooks.get(delivery.webhook_id)
         if webhook is None or not webhook.valid:
             delivery.outcome = "skipped_invalid" if webhook else "failed"
@@ -494,6 +503,16 @@ class ActivityState:
                 delivery.retry_at = now + self.retry_delays[len(delivery.attempts) - 1]
             else:
                 delivery.outcome = "failed"
+
+    def _bill(self, delivery: Delivery) -> None:
+        """What X charges for sending an event (module docs, "Billing")."""
+        if self.x.access_tier != "pay_per_use":
+            return  # "Per-event billing only applies to users on the pay-per-use product"
+        usd = self.x.billing.event(delivery.event_type, delivery.event_uuid)
+        if usd > 0:
+            with self._lock:
+                self.events_billed += 1
+                self.events_billed_usd += usd
 
     # --- views ------------------------------------------------------------------------------
 
@@ -524,4 +543,5 @@ class ActivityState:
                     for d in self.deliveries
                 ],
                 "events_billed": self.events_billed,
+                "events_billed_usd": round(self.events_billed_usd, 6),
             }

@@ -9,6 +9,20 @@ here); likes exist only on Enterprise, whose prices are negotiated (not billed h
 
 "Deduplication": a resource is billed once per 24-hour UTC day, whatever endpoint returned it.
 
+X Activity API events have prices of their own, by event type, billed under the operation
+``activity_event`` (not as Post reads): docs.x.com/x-api/activity/event-pricing ("Per-event
+billing only applies to users on the pay-per-use product. All X Activity API events are
+delivered via webhooks and billed per event": ``post.create``, ``post.mention.create``,
+``post.reply.create``, ``post.quote.create``, ``post.repost.create`` and ``profile.update.*``
+$0.005, ``like.create`` $0.001, ``follow.*``, ``chat.received`` and ``dm.received`` $0.01;
+``post.delete``, ``subscriptions.*``, ``chat.sent``, ``chat.conversation_join``, ``dm.sent`` not
+billed), and x-api/getting-started/pricing.mdx "Webhook events" (xdevplatform/docs at
+2871328, 2026-08-22: "billed per event delivered ... You are charged once per billable event,
+deduplicated within the same 24-hour UTC window as other resources"; it adds ``mute.*`` and
+``block.*`` $0.001, ``news.new`` and ``spaces.*`` $0.005, ``dm.read`` and
+``dm.indicate_typing`` not billed). Event types on neither page (``broadcast.*``, the other
+``chat.*``) are not priced here; the stand-in fires none of them.
+
 Credits: requests are charged as they are served; "it is possible for an account credit balance
 to go slightly negative. In this case, API requests will be blocked until you add credits", and
 with a spending limit "when the limit is reached, API requests will be blocked until the next
@@ -33,6 +47,44 @@ PRICES: dict[str, float] = {
     "post_read": 0.005,
     "owned_read": 0.001,
     "user_read": 0.010,
+}
+
+# X Activity API events by type (module docs); 0.0: delivered, not billed.
+_EVENT_PRICE_GROUPS: dict[float, tuple[str, ...]] = {
+    0.005: (
+        "post.create",
+        "post.mention.create",
+        "post.reply.create",
+        "post.quote.create",
+        "post.repost.create",
+        "profile.update.bio",
+        "profile.update.profile_picture",
+        "profile.update.banner_picture",
+        "profile.update.screenname",
+        "profile.update.handle",
+        "profile.update.geo",
+        "profile.update.url",
+        "profile.update.verified_badge",
+        "profile.update.affiliate_badge",
+        "news.new",
+        "spaces.start",
+        "spaces.end",
+    ),
+    0.001: ("like.create", "mute.mute", "mute.unmute", "block.block", "block.unblock"),
+    0.010: ("follow.follow", "follow.unfollow", "chat.received", "dm.received"),
+    0.0: (
+        "post.delete",
+        "subscriptions.subscribe",
+        "subscriptions.unsubscribe",
+        "chat.sent",
+        "chat.conversation_join",
+        "dm.sent",
+        "dm.read",
+        "dm.indicate_typing",
+    ),
+}
+EVENT_PRICES: dict[str, float] = {
+    event: price for price, events in _EVENT_PRICE_GROUPS.items() for event in events
 }
 
 
@@ -80,8 +132,22 @@ class Billing:
             today.update((kind, i) for i in fresh)
         return self._add(operation, len(fresh)) if fresh else 0.0
 
-    def _add(self, operation: str, units: int) -> float:
-        usd = PRICES.get(operation, 0.0) * units
+    def event(self, event_type: str, event_id: str) -> float:
+        """Bill one X Activity API event as X does on pay-per-use (the caller checks the
+        access): at its type's price, once per event id per UTC day; an unbilled type, or an
+        event already billed today, costs nothing and leaves no charge."""
+        price = EVENT_PRICES.get(event_type, 0.0)
+        if price <= 0:
+            return 0.0
+        with self._lock:
+            today = self._billed.setdefault(self._day(), set())
+            if ("event", event_id) in today:
+                return 0.0
+            today.add(("event", event_id))
+        return self._add("activity_event", 1, unit_usd=price)
+
+    def _add(self, operation: str, units: int, *, unit_usd: float | None = None) -> float:
+        usd = (PRICES.get(operation, 0.0) if unit_usd is None else unit_usd) * units
         with self._lock:
             self.spent_usd += usd
             if self.credits_usd is not None:

@@ -126,8 +126,11 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
         "select units, estimated_cost_usd::float8 from public.api_usage"
         " where endpoint = 'activity_events' and month = public.current_month()"
     ).fetchone()
-    assert x.activity.events_billed == 2
-    assert priced == (x.activity.events_billed, 2 * 0.005)
+    # X bills each event at its type's price, on pay-per-use, under its own operation and not
+    # as a Post read (docs.x.com/x-api/activity/event-pricing: mentions and replies $0.005).
+    assert x.activity.events_billed == 2 and x.posts_read == 0
+    assert x.billing.by_operation()["activity_event"] == pytest.approx(2 * 0.005)
+    assert priced == (x.activity.events_billed, pytest.approx(x.activity.events_billed_usd))
 
     # The same posts polled by the worker: read, not inserted again; the poll names the
     # reply's author, which the reply event did not.

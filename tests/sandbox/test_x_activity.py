@@ -336,7 +336,52 @@ async def test_a_mention_is_delivered_signed_in_the_xaa_envelope(world: World) -
     )
     assert payload["entities"]["mentions"][0]["id"] == world.state.me.id
     assert {u["id"] for u in data["includes"]["users"]} == {fan.id, world.state.me.id}
-    assert world.activity.events_billed == 1 and world.state.posts_read == 1
+    # An event is billed as an event, not as a Post read (docs.x.com/x-api/activity/event-pricing).
+    assert world.activity.events_billed == 1 and world.state.posts_read == 0
+    assert world.state.billing.by_operation() == {"activity_event": pytest.approx(0.005)}
+
+
+async def test_events_are_billed_per_type_once_a_utc_day_on_pay_per_use_only(
+    world: World,
+) -> None:
+    """docs.x.com/x-api/activity/event-pricing: "Per-event billing only applies to users on the
+    pay-per-use product. All X Activity API events are delivered via webhooks and billed per
+    event" ($0.005 a mention or a reply, $0.001 a like, $0.01 a follow or a DM, `post.delete`
+    not billed); x-api/getting-started/pricing.mdx "Webhook events": "charged once per billable
+    event, deduplicated within the same 24-hour UTC window"."""
+    hook = await registered(world)
+    me = world.state.me.id
+    for event in (MENTION_EVENT, REPLY_EVENT):
+        await world.api.subscribe(event, me, webhook_id=hook)
+    fan = world.state.add_user("fan")
+    world.state.add_mention(fan.id, "@chirpbase_bot one")
+    ours = world.state.create_tweet(me, "ours")
+    world.state.add_reply(fan.id, ours.id, "@chirpbase_bot two")
+    await world.activity.drain()
+    charges = [c for c in world.state.billing.charges if c.operation == "activity_event"]
+    assert [(c.units, c.usd) for c in charges] == [(1, 0.005), (1, 0.005)]
+    assert world.activity.events_billed == 2 and world.state.posts_read == 0
+    assert world.activity.snapshot()["events_billed_usd"] == pytest.approx(0.010)
+
+    # The same event again within the UTC day is free; the next day it is billed again.
+    event_uuid = world.activity.deliveries[0].event_uuid
+    assert world.state.billing.event(MENTION_EVENT, event_uuid) == 0.0
+    world.state.billing.start_new_day()
+    assert world.state.billing.event(MENTION_EVENT, event_uuid) == pytest.approx(0.005)
+    # Prices by type, as X lists them.
+    billing = world.state.billing
+    assert billing.event("like.create", "l1") == pytest.approx(0.001)
+    assert billing.event("follow.follow", "f1") == pytest.approx(0.01)
+    assert billing.event("dm.received", "d1") == pytest.approx(0.01)
+    assert billing.event("post.delete", "p1") == 0.0
+
+    # On Enterprise access an event is delivered and not billed per event.
+    world.state.access_tier = "enterprise"
+    spent = world.state.billing.spent_usd
+    world.state.add_mention(fan.id, "@chirpbase_bot three")
+    await world.activity.drain()
+    assert [d.outcome for d in world.activity.deliveries][-1] == "delivered"
+    assert world.state.billing.spent_usd == spent and world.activity.events_billed == 2
 
 
 async def test_a_reply_fires_reply_create_and_not_an_implicit_mention(world: World) -> None:

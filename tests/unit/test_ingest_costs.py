@@ -57,7 +57,8 @@ def test_bad_input_is_refused() -> None:
 
 def test_defaults_are_xs_published_prices() -> None:
     """x-api/getting-started/pricing.mdx (2026-08-22): post read $0.005, owned read $0.001;
-    Activity API post events are billed as a post read."""
+    docs.x.com/x-api/activity/event-pricing: post.mention.create and post.reply.create $0.005
+    per event."""
     assert (
         IngestionPrices(activity_event=0.005, owned_read=0.001, post_read=0.005)
         == DEFAULT_INGESTION_PRICES

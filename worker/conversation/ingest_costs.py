@@ -1,10 +1,11 @@
 """What ingesting mentions costs per month: by webhook (X Activity API) or by polling.
 
-X bills both paths per post (`x-api/getting-started/pricing.mdx`, `x-api/activity/
-introduction.mdx`, docs commit of 2026-08-22):
+X bills both paths per post (`x-api/getting-started/pricing.mdx`, docs commit of 2026-08-22,
+and docs.x.com/x-api/activity/event-pricing):
 
-* a webhook event (`post.mention.create`, `post.reply.create`) is "billed as a Post": the
-  `activity_event` price, per event delivered;
+* a webhook event (`post.mention.create`, `post.reply.create`) is billed per event delivered,
+  at its own price ($0.005, the `activity_event` price; "Per-event billing only applies to
+  users on the pay-per-use product"), once per event within a UTC day;
 * polling `GET /2/users/:id/mentions` is billed per post returned, not per request: an empty
   poll costs nothing, and with `since_id` each mention is returned once. When the account is
   the owner of the X app these are "Owned Reads" (`owned_read`), otherwise post reads
