@@ -39,10 +39,10 @@ def test_import_map_is_current() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-# The X stand-in's app and state are over MAX_LINES and are to be split next (they are being
-# changed on other branches now). They are listed here rather than given a docstring reason,
-# because they can be split; the list must only shrink (see the test below).
-LONG_TO_SPLIT_NEXT = frozenset({"sandbox/x_api/app.py", "sandbox/x_api/state.py"})
+# The X stand-in's state is over MAX_LINES and is to be split next (it is being changed on
+# other branches now). It is listed here rather than given a docstring reason, because it can
+# be split; the list must only shrink (see the test below).
+LONG_TO_SPLIT_NEXT = frozenset({"sandbox/x_api/state.py"})
 
 
 def _lines(path: Path) -> int:
