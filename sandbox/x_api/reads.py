@@ -17,13 +17,9 @@ from aiohttp import web
 
 from sandbox.x_api import timeline
 from sandbox.x_api.render import (
-    PRIVATE_FIELDS,
     bill_read,
-    fields_with_polls,
-    poll_ids_of,
-    private_field_errors,
     render_includes,
-    render_tweet,
+    render_visible,
     serve_timeline,
 )
 from sandbox.x_api.responses import (
@@ -99,17 +95,10 @@ async def lookup(request: web.Request) -> web.Response:
         if tweet is None or tweet.deleted:
             errors.append(not_found("tweet", tweet_id, "ids"))
             continue
-        field_errors = (
-            private_field_errors(tweet, fields, request, "ids", "data")
-            if fields & set(PRIVATE_FIELDS)
-            else []
-        )
-        if field_errors:
-            errors.extend(field_errors)
+        rendered = render_visible(request, tweet, fields, "ids", errors)
+        if rendered is None:
             continue
-        data.append(
-            render_tweet(tweet, fields_with_polls(request, fields), poll_ids_of(request, tweet))
-        )
+        data.append(rendered)
         found.append(tweet)
     body: dict[str, Any] = {}
     if data:

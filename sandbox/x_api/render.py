@@ -184,6 +184,26 @@ def render_includes(request: web.Request, tweets: list[s.Tweet]) -> dict[str, An
     return includes
 
 
+def render_visible(
+    request: web.Request,
+    tweet: s.Tweet,
+    fields: set[str],
+    parameter: str,
+    errors: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The Post as a read returns it, or None when it asks for private metrics the caller may
+    not see: then X's not-authorized errors are added to ``errors`` and the Post is left out."""
+    refused = (
+        private_field_errors(tweet, fields, request, parameter, "data")
+        if fields & set(PRIVATE_FIELDS)
+        else []
+    )
+    if refused:
+        errors.extend(refused)
+        return None
+    return render_tweet(tweet, fields_with_polls(request, fields), poll_ids_of(request, tweet))
+
+
 def _encode_token(tweet_id: str) -> str:
     return base64.b32encode(tweet_id.encode()).decode().rstrip("=").lower()
 
@@ -272,17 +292,10 @@ def serve_timeline(
     errors: list[dict[str, Any]] = []
     data = []
     for tweet in page:
-        field_errors = (
-            private_field_errors(tweet, fields, request, "id", "data")
-            if fields & set(PRIVATE_FIELDS)
-            else []
-        )
-        if field_errors:
-            errors.extend(field_errors)
+        rendered = render_visible(request, tweet, fields, "id", errors)
+        if rendered is None:
             continue
-        data.append(
-            render_tweet(tweet, fields_with_polls(request, fields), poll_ids_of(request, tweet))
-        )
+        data.append(rendered)
     meta: dict[str, Any] = {"result_count": len(data)}
     if data:
         meta["newest_id"] = data[0]["id"]
