@@ -39,12 +39,6 @@ def test_import_map_is_current() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-# The X stand-in's state is over MAX_LINES and is to be split next (it is being changed on
-# other branches now). It is listed here rather than given a docstring reason, because it can
-# be split; the list must only shrink (see the test below).
-LONG_TO_SPLIT_NEXT = frozenset({"sandbox/x_api/state.py"})
-
-
 def _lines(path: Path) -> int:
     return path.read_text().count("\n")
 
@@ -55,19 +49,9 @@ def test_no_long_module_without_a_reason() -> None:
         for path in sorted((ROOT / package).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
             lines = _lines(path)
-            if lines <= MAX_LINES or rel in LONG_TO_SPLIT_NEXT:
+            if lines <= MAX_LINES:
                 continue
             doc = ast.get_docstring(ast.parse(path.read_text())) or ""
             if LONG_REASON not in doc:
                 too_long.append(f"{rel} ({lines} lines)")
     assert not too_long, f"split these, or say '{LONG_REASON} ...' in the docstring: {too_long}"
-
-
-def test_modules_to_split_next_are_still_long() -> None:
-    """An entry of LONG_TO_SPLIT_NEXT goes once its module is split (or gone)."""
-    stale = [
-        rel
-        for rel in sorted(LONG_TO_SPLIT_NEXT)
-        if not (ROOT / rel).is_file() or _lines(ROOT / rel) <= MAX_LINES
-    ]
-    assert not stale, f"remove from LONG_TO_SPLIT_NEXT: {stale}"

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sandbox.x_api.state import (
+from sandbox.x_api.model import (
     CREATE_TWEET,
     DELETE_TWEET,
     LIKE,
@@ -153,3 +153,73 @@ class DayLimits:
             if reset_in is not None:
                 window.reset_at = self._clock() + reset_in
             return DayWindow(self.rules[endpoint][0], RateWindow(**vars(window)))
+
+
+class RateLimiting:
+    """The 15-minute windows of ``XState`` (one per endpoint, ``rate_rules``): counted by the
+    middleware, changed by tests (``set_rate_limit``, ``exhaust_rate_limit``)."""
+
+    _lock: threading.RLock
+    rate_rules: dict[str, RateLimitRule]
+    _windows: dict[str, RateWindow]
+
+    def now(self) -> float:
+        raise NotImplementedError  # XState's clock
+
+    def set_rate_limit(
+        self,
+        endpoint: str,
+        *,
+        limit: int | None = None,
+        window_secs: float | None = None,
+        remaining: int | None = None,
+        reset_in: float | None = None,
+    ) -> RateWindow:
+        """Change an endpoint's rule and/or its current window (e.g. remaining=0)."""
+        with self._lock:
+            rule = self.rate_rules.get(endpoint, RateLimitRule(900))
+            rule = RateLimitRule(
+                limit if limit is not None else rule.limit,
+                window_secs if window_secs is not None else rule.window_secs,
+            )
+            self.rate_rules[endpoint] = rule
+            window = self._window(endpoint)
+            window.limit = rule.limit
+            window.window_secs = rule.window_secs
+            if limit is not None or window_secs is not None:
+                window.remaining = rule.limit
+                window.reset_at = self.now() + rule.window_secs
+            if remaining is not None:
+                window.remaining = remaining
+            if reset_in is not None:
+                window.reset_at = self.now() + reset_in
+            return RateWindow(window.limit, window.window_secs, window.remaining, window.reset_at)
+
+    def exhaust_rate_limit(self, endpoint: str, *, reset_in: float = 60.0) -> RateWindow:
+        """Force remaining=0 until ``reset_in`` seconds from now."""
+        return self.set_rate_limit(endpoint, remaining=0, reset_in=reset_in)
+
+    def _window(self, endpoint: str) -> RateWindow:
+        rule = self.rate_rules.get(endpoint)
+        if rule is None:
+            rule = RateLimitRule(900)
+            self.rate_rules[endpoint] = rule
+        window = self._windows.get(endpoint)
+        now = self.now()
+        if window is None or now >= window.reset_at:
+            window = RateWindow(rule.limit, rule.window_secs, rule.limit, now + rule.window_secs)
+            self._windows[endpoint] = window
+        return window
+
+    def take_rate_limit(self, endpoint: str) -> tuple[bool, RateWindow]:
+        """Count one request; (allowed, window after the request)."""
+        with self._lock:
+            window = self._window(endpoint)
+            if window.remaining <= 0:
+                return False, RateWindow(**vars(window))
+            window.remaining -= 1
+            return True, RateWindow(**vars(window))
+
+    def peek_rate_limit(self, endpoint: str) -> RateWindow:
+        with self._lock:
+            return RateWindow(**vars(self._window(endpoint)))

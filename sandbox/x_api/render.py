@@ -22,6 +22,7 @@ from aiohttp import web
 
 from sandbox.x_api import state as s
 from sandbox.x_api import timeline
+from sandbox.x_api.model import iso_ms
 from sandbox.x_api.responses import AUTH_KEY, fields_param, param_error, respond, state_of
 from sandbox.x_api.spec import field_refused, respell
 
@@ -46,7 +47,7 @@ def render_tweet(
     if "author_id" in fields:
         data["author_id"] = tweet.author_id
     if "created_at" in fields:
-        data["created_at"] = s._iso(tweet.created_at)
+        data["created_at"] = iso_ms(tweet.created_at)
     if "conversation_id" in fields:
         data["conversation_id"] = tweet.conversation_id
     if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id:

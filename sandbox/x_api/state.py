@@ -1,9 +1,12 @@
-"""In-memory state of the X API stand-in, driven by tests in-process (or via /_sandbox/...)."""
+"""In-memory state of the X API stand-in, driven by tests in-process (or via /_sandbox/...).
+
+The data it holds is defined in ``model`` (re-exported here, where callers have always found
+it); its 15-minute rate-limit windows are ``limits.RateLimiting`` and its injected faults
+``faults.FaultInjection``, both mixed into :class:`XState`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import re
 import secrets
@@ -12,198 +15,66 @@ import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from sandbox.x_api.counters import Counting
+from sandbox.x_api.faults import DropMode, FaultInjection
+from sandbox.x_api.limits import PUBLISHED_15_MIN, DayLimits, RateLimiting
+from sandbox.x_api.model import (
+    CREATE_TWEET,
+    DELETE_TWEET,
+    ENDPOINTS,
+    LIKE,
+    LOOKUP,
+    ME,
+    MEDIA_METADATA,
+    MEDIA_UPLOAD,
+    MENTIONS,
+    PRIVATE_METRICS,
+    PUBLIC_METRICS,
+    USAGE,
+    USER_TWEETS,
+    USERS_LOOKUP,
+    LikeRecord,
+    Media,
+    RateLimitRule,
+    RateWindow,
+    RequestRecord,
+    Tweet,
+    User,
+)
 from sandbox.x_api.rewriting import store_text, tco_slug
 from sandbox.x_api.text import MAX_LENGTH, tweet_length
 
 if TYPE_CHECKING:
     from sandbox.x_api.activity import ActivityState
 
-# Endpoint keys: "METHOD path-template", as in X's rate-limit documentation.
-ME = "GET /2/users/me"
-CREATE_TWEET = "POST /2/tweets"
-DELETE_TWEET = "DELETE /2/tweets/:id"
-LIKE = "POST /2/users/:id/likes"
-MENTIONS = "GET /2/users/:id/mentions"
-USER_TWEETS = "GET /2/users/:id/tweets"
-LOOKUP = "GET /2/tweets"
-MEDIA_UPLOAD = "POST /2/media/upload"
-MEDIA_METADATA = "POST /2/media/metadata"
-USAGE = "GET /2/usage/tweets"
-USERS_LOOKUP = "GET /2/users"
-ENDPOINTS = (
-    ME,
-    CREATE_TWEET,
-    DELETE_TWEET,
-    LIKE,
-    MENTIONS,
-    USER_TWEETS,
-    LOOKUP,
-    MEDIA_UPLOAD,
-    MEDIA_METADATA,
-    USAGE,
-    USERS_LOOKUP,
-)
-
-PUBLIC_METRICS = (
-    "retweet_count",
-    "reply_count",
-    "like_count",
-    "quote_count",
-    "bookmark_count",
-    "impression_count",
-)
-PRIVATE_METRICS = ("url_link_clicks", "user_profile_clicks", "engagements")
-
-
-@dataclass(frozen=True)
-class RateLimitRule:
-    """``limit`` requests per ``window_secs`` (X uses 15-minute or 24-hour windows)."""
-
-    limit: int
-    window_secs: float = 900.0
-
-
-@dataclass
-class RateWindow:
-    limit: int
-    window_secs: float
-    remaining: int
-    reset_at: float  # epoch seconds
-
-
-@dataclass
-class User:
-    """A user: ``created_at`` is when the account was made and ``followers`` its follower count
-    (what ``user.fields=created_at,public_metrics`` return: openapi.json ``User``,
-    ``UserPublicMetrics``)."""
-
-    id: str
-    username: str
-    name: str
-    created_at: datetime
-    followers: int = 0
-    following: int = 0
-    posts: int = 0
-
-    def to_json(self, fields: set[str] | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "name": self.name, "username": self.username}
-        if fields and "created_at" in fields:
-            data["created_at"] = _iso(self.created_at)
-        if fields and "public_metrics" in fields:
-            data["public_metrics"] = {
-                "followers_count": self.followers,
-                "following_count": self.following,
-                "tweet_count": self.posts,
-                "listed_count": 0,
-            }
-        return data
-
-
-@dataclass
-class Tweet:
-    id: str
-    text: str
-    author_id: str
-    created_at: datetime
-    conversation_id: str
-    in_reply_to_user_id: str | None = None
-    referenced_tweets: list[dict[str, str]] = field(default_factory=list)
-    media_keys: list[str] = field(default_factory=list)
-    made_with_ai: bool = False
-    mentioned_user_ids: list[str] = field(default_factory=list)
-    # entities.mentions as X renders them ({start, end, username, id}) for ``text``
-    mentions: list[dict[str, Any]] = field(default_factory=list)
-    # A long post (over 280 weighted characters): X's ``note_tweet``, with its own entities;
-    # ``text`` then holds the truncated form X shows, ending in "… https://t.co/...".
-    note_text: str | None = None
-    note_mentions: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PUBLIC_METRICS, 0))
-    private_metrics: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(PRIVATE_METRICS, 0)
-    )
-    deleted: bool = False
-    # X's language of the post (``tweet.fields=lang``, BCP 47; "und" when undetermined). X
-    # detects it; the stand-in is told (``lang=`` on the helpers that make posts).
-    lang: str = "en"
-    # The text exactly as the client sent it (X's duplicate check compares these); ``text`` is
-    # what X returns: links wrapped in t.co, a media link appended, ``&<>`` escaped
-    # (sandbox/x_api/rewriting.py), with ``urls`` as its ``entities.urls``.
-    source_text: str = ""
-    urls: list[dict[str, Any]] = field(default_factory=list)
-    note_urls: list[dict[str, Any]] = field(default_factory=list)
-    # When the post shows up on its author's timeline (stand-in clock): see XState.timeline_lag_s.
-    visible_at: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """Everything the stand-in knows (for /_sandbox views and tests)."""
-        return {
-            "id": self.id,
-            "text": self.text,
-            "author_id": self.author_id,
-            "created_at": _iso(self.created_at),
-            "conversation_id": self.conversation_id,
-            "in_reply_to_user_id": self.in_reply_to_user_id,
-            "referenced_tweets": list(self.referenced_tweets),
-            "media_keys": list(self.media_keys),
-            "source_text": self.source_text,
-            "urls": [dict(u) for u in self.urls],
-            "made_with_ai": self.made_with_ai,
-            "note_text": self.note_text,
-            "lang": self.lang,
-            "public_metrics": dict(self.metrics),
-            "private_metrics": dict(self.private_metrics),
-            "deleted": self.deleted,
-        }
-
-
-@dataclass
-class Media:
-    id: str
-    media_key: str
-    owner_id: str
-    size: int
-    mime_type: str
-    media_category: str
-    created_at: float
-    expires_at: float
-    alt_text: str | None = None
-    width: int | None = None
-    height: int | None = None
-
-
-@dataclass(frozen=True)
-class LikeRecord:
-    user_id: str
-    tweet_id: str
-    at: float
-    newly_liked: bool
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    method: str
-    endpoint: str
-    path: str
-    status: int
-    auth: str  # "user", "app" or "none"
-    at: float
-
-
-DropMode = Literal["reset", "hang"]
-
-
-@dataclass
-class _Faults:
-    latency: dict[str, float] = field(default_factory=dict)
-    fail: dict[str, list[int]] = field(default_factory=dict)
-    hang: dict[str, list[float]] = field(default_factory=dict)
-    no_reset_429: dict[str, int] = field(default_factory=dict)
-    drop_after_create: list[DropMode | None] = field(default_factory=list)
-
+__all__ = [
+    "CREATE_TWEET",
+    "DELETE_TWEET",
+    "ENDPOINTS",
+    "LIKE",
+    "LOOKUP",
+    "ME",
+    "MEDIA_METADATA",
+    "MEDIA_UPLOAD",
+    "MENTIONS",
+    "PRIVATE_METRICS",
+    "PUBLIC_METRICS",
+    "USAGE",
+    "USERS_LOOKUP",
+    "USER_TWEETS",
+    "DropMode",
+    "LikeRecord",
+    "Media",
+    "RateLimitRule",
+    "RateWindow",
+    "RequestRecord",
+    "Tweet",
+    "User",
+    "XState",
+]
 
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
 
@@ -218,13 +89,7 @@ def _leading_handles(text: str) -> list[str]:
     return found
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
-
-
-class XState:
+class XState(Counting, FaultInjection, RateLimiting):
     """The stand-in's world: one authenticated account, other users, tweets, media, likes,
     counters, rate-limit windows (15-minute and 24-hour), usage caps, the app's access tier,
     pay-per-use billing and credits, and injected faults.
@@ -306,9 +171,8 @@ class XState:
         self.posts_created = 0
         self.posts_read = 0
         self.daily_reads: Counter[str] = Counter()
-        # X's published limits (sandbox/x_api/limits.py); imported here, that module uses ours
+        # X's published limits (sandbox/x_api/limits.py)
         from sandbox.x_api.billing import Billing
-        from sandbox.x_api.limits import PUBLISHED_15_MIN, DayLimits
 
         self.rate_rules: dict[str, RateLimitRule] = dict(PUBLISHED_15_MIN)
         if rate_limits:
@@ -316,10 +180,8 @@ class XState:
         self.day_limits = DayLimits(self.now)
         self.billing = Billing(clock=self.now, credits_usd=credits_usd)
         self._windows: dict[str, RateWindow] = {}
-        self._faults = _Faults()
+        self._init_faults()
         self._nonces: dict[str, float] = {}
-        self._release: asyncio.Event | None = None
-        self._release_loop: asyncio.AbstractEventLoop | None = None
         self.me = self.add_user(username, name=name, user_id=user_id)
         from sandbox.x_api.activity import ActivityState  # imported here: it imports this module
 
@@ -677,222 +539,6 @@ class XState:
             )
             self.media[media_id] = media
             return media
-
-    # --- request log -----------------------------------------------------------------------
-
-    def record_request(self, record: RequestRecord) -> None:
-        with self._lock:
-            self.requests.append(record)
-
-    def request_started(self, endpoint: str, delta: int = 1) -> None:
-        """Count a request in flight (``delta=-1`` when its answer is sent or given up)."""
-        with self._lock:
-            self._in_flight[endpoint] += delta
-
-    def in_flight(self, endpoint: str | None = None) -> int:
-        """Requests received and not answered yet (held by latency, a hang, a slow handler)."""
-        with self._lock:
-            if endpoint is None:
-                return sum(self._in_flight.values())
-            return self._in_flight[endpoint]
-
-    def request_count(self, endpoint: str | None = None, *, status: int | None = None) -> int:
-        """Requests received (every one, rejected or not) for ``endpoint`` or in total."""
-        with self._lock:
-            return sum(
-                1
-                for record in self.requests
-                if (endpoint is None or record.endpoint == endpoint)
-                and (status is None or record.status == status)
-            )
-
-    def request_counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(Counter(record.endpoint for record in self.requests))
-
-    # --- usage ----------------------------------------------------------------------------------
-
-    def set_usage_cap(
-        self,
-        *,
-        posts: int | Literal["keep"] | None = "keep",
-        reads: int | Literal["keep"] | None = "keep",
-    ) -> None:
-        """Monthly project caps (None = unlimited). Reaching one gives the usage-capped 429."""
-        with self._lock:
-            if posts != "keep":
-                self.monthly_post_cap = posts
-            if reads != "keep":
-                self.monthly_read_cap = reads
-
-    def count_reads(self, n: int) -> None:
-        with self._lock:
-            self.posts_read += n
-            self.daily_reads[self._now_datetime().strftime("%Y-%m-%d")] += n
-
-    def count_post(self) -> None:
-        with self._lock:
-            self.posts_created += 1
-
-    def posts_capped(self) -> bool:
-        with self._lock:
-            return self.monthly_post_cap is not None and self.posts_created >= self.monthly_post_cap
-
-    def reads_capped(self) -> bool:
-        with self._lock:
-            return self.monthly_read_cap is not None and self.posts_read >= self.monthly_read_cap
-
-    # --- rate limits ----------------------------------------------------------------------------
-
-    def set_rate_limit(
-        self,
-        endpoint: str,
-        *,
-        limit: int | None = None,
-        window_secs: float | None = None,
-        remaining: int | None = None,
-        reset_in: float | None = None,
-    ) -> RateWindow:
-        """Change an endpoint's rule and/or its current window (e.g. remaining=0)."""
-        with self._lock:
-            rule = self.rate_rules.get(endpoint, RateLimitRule(900))
-            rule = RateLimitRule(
-                limit if limit is not None else rule.limit,
-                window_secs if window_secs is not None else rule.window_secs,
-            )
-            self.rate_rules[endpoint] = rule
-            window = self._window(endpoint)
-            window.limit = rule.limit
-            window.window_secs = rule.window_secs
-            if limit is not None or window_secs is not None:
-                window.remaining = rule.limit
-                window.reset_at = self.now() + rule.window_secs
-            if remaining is not None:
-                window.remaining = remaining
-            if reset_in is not None:
-                window.reset_at = self.now() + reset_in
-            return RateWindow(window.limit, window.window_secs, window.remaining, window.reset_at)
-
-    def exhaust_rate_limit(self, endpoint: str, *, reset_in: float = 60.0) -> RateWindow:
-        """Force remaining=0 until ``reset_in`` seconds from now."""
-        return self.set_rate_limit(endpoint, remaining=0, reset_in=reset_in)
-
-    def _window(self, endpoint: str) -> RateWindow:
-        rule = self.rate_rules.get(endpoint)
-        if rule is None:
-            rule = RateLimitRule(900)
-            self.rate_rules[endpoint] = rule
-        window = self._windows.get(endpoint)
-        now = self.now()
-        if window is None or now >= window.reset_at:
-            window = RateWindow(rule.limit, rule.window_secs, rule.limit, now + rule.window_secs)
-            self._windows[endpoint] = window
-        return window
-
-    def take_rate_limit(self, endpoint: str) -> tuple[bool, RateWindow]:
-        """Count one request; (allowed, window after the request)."""
-        with self._lock:
-            window = self._window(endpoint)
-            if window.remaining <= 0:
-                return False, RateWindow(**vars(window))
-            window.remaining -= 1
-            return True, RateWindow(**vars(window))
-
-    def peek_rate_limit(self, endpoint: str) -> RateWindow:
-        with self._lock:
-            return RateWindow(**vars(self._window(endpoint)))
-
-    # --- faults ---------------------------------------------------------------------------------
-
-    def inject_latency(self, endpoint: str, seconds: float) -> None:
-        """Delay every response of ``endpoint`` (0 to stop)."""
-        with self._lock:
-            self._faults.latency[endpoint] = seconds
-
-    def fail_next(self, endpoint: str, n: int = 1, *, status: int = 503) -> None:
-        """The next ``n`` requests to ``endpoint`` fail before any work: a 5xx (500, 502, 503),
-        or 400 / 401 with X's invalid-request / unauthorized body (a refusal X could give:
-        media that expired on its side, credentials revoked mid-flight)."""
-        with self._lock:
-            self._faults.fail.setdefault(endpoint, []).extend([status] * n)
-
-    def hang_next(self, endpoint: str, n: int = 1, *, seconds: float = 60.0) -> None:
-        """The next ``n`` requests to ``endpoint`` hang (before any work) for ``seconds`` or
-        until :meth:`release_hangs`: longer than the client's timeout."""
-        with self._lock:
-            self._faults.hang.setdefault(endpoint, []).extend([seconds] * n)
-
-    def rate_limit_without_reset_next(self, endpoint: str, n: int = 1) -> None:
-        """The next ``n`` requests get a 429 that carries no x-rate-limit-* headers."""
-        with self._lock:
-            self._faults.no_reset_429[endpoint] = self._faults.no_reset_429.get(endpoint, 0) + n
-
-    def drop_after_create_next(
-        self, n: int = 1, *, mode: DropMode = "reset", after: int = 0
-    ) -> None:
-        """The next ``n`` POST /2/tweets (after ``after`` answered normally) create the tweet,
-        then the client gets no answer: the connection is closed ("reset") or left hanging
-        ("hang") past its timeout."""
-        with self._lock:
-            self._faults.drop_after_create.extend([None] * after + [mode] * n)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults = _Faults()
-
-    def take_latency(self, endpoint: str) -> float:
-        with self._lock:
-            return self._faults.latency.get(endpoint, 0.0)
-
-    def take_failure(self, endpoint: str) -> int | None:
-        with self._lock:
-            queue = self._faults.fail.get(endpoint)
-            return queue.pop(0) if queue else None
-
-    def take_hang(self, endpoint: str) -> float | None:
-        with self._lock:
-            queue = self._faults.hang.get(endpoint)
-            return queue.pop(0) if queue else None
-
-    def take_no_reset_429(self, endpoint: str) -> bool:
-        with self._lock:
-            left = self._faults.no_reset_429.get(endpoint, 0)
-            if left <= 0:
-                return False
-            self._faults.no_reset_429[endpoint] = left - 1
-            return True
-
-    def take_drop_after_create(self) -> DropMode | None:
-        with self._lock:
-            queue = self._faults.drop_after_create
-            return queue.pop(0) if queue else None
-
-    async def wait_hang(self, seconds: float) -> None:
-        """Sleep ``seconds`` or until :meth:`release_hangs` (call from the server loop)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._release is None or self._release_loop is not loop:
-                self._release = asyncio.Event()
-                self._release_loop = loop
-            event = self._release
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=seconds)
-
-    def release_hangs(self) -> None:
-        """Wake every hanging request now (before stopping the server, for instance)."""
-        with self._lock:
-            event, loop = self._release, self._release_loop
-            self._release = None
-        if event is None or loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            event.set()
-        else:
-            loop.call_soon_threadsafe(event.set)
 
     # --- views -----------------------------------------------------------------------------------
 
