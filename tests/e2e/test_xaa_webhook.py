@@ -33,6 +33,7 @@ from sandbox.x_api.activity import (
 from tests.waiting import wait_for
 from tests.webhook_server import ServedWebhook, serving_x_webhook, sign
 from tests.workers import running
+from tests.xaccess import set_access_tier
 from worker.ops.cli import app
 from worker.runtime.worker import Worker
 
@@ -183,6 +184,32 @@ async def test_register_then_a_mention_is_pushed_once_and_polling_adds_nothing(e
     )
     code, out, _ = await env.cli("webhook", "status", "--json")
     assert json.loads(out)["costs"]["prices_usd"]["activity_event"] == 0.0005
+
+
+@pytest.mark.timeout(300)  # the first Deno run may fetch its npm packages
+async def test_on_enterprise_access_a_pushed_event_is_not_billed_on_either_side(env: Env) -> None:
+    """docs.x.com/x-api/activity/event-pricing: "Per-event billing only applies to users on the
+    pay-per-use product." With X's access and chirpbase's plan both Enterprise, the stand-in
+    bills nothing for the delivery and the function records it at $0."""
+    x = env.stack.x
+    x.access_tier = "enterprise"
+    set_access_tier(env.conn, "enterprise")
+    code, out, err = await env.cli("webhook", "register", "--url", URL)
+    assert code == 0, (out, err)
+    fan = x.add_user("xaa_enterprise_fan")
+    mention = x.add_mention(fan.id, "hey @chirpbase_bot, on enterprise")
+    await wait_for(lambda: len(env.replies()) == 1, timeout=10, message="the pushed mention")
+    await x.activity.drain()
+    assert env.replies() == [(mention.id, "webhook", fan.id)]
+    assert [(d.event_type, d.outcome) for d in x.activity.deliveries] == [
+        ("post.mention.create", "delivered")
+    ]
+    assert x.activity.events_billed == 0 and "activity_event" not in x.billing.by_operation()
+    priced = env.conn.execute(
+        "select coalesce(sum(estimated_cost_usd), 0)::float8 from public.api_usage"
+        " where endpoint = 'activity_events' and month = public.current_month()"
+    ).fetchone()
+    assert priced == (x.activity.events_billed_usd,) == (0.0,)
 
 
 async def test_register_twice_creates_nothing_twice_and_remove_undoes_it(env: Env) -> None:
