@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -22,6 +23,27 @@ async def test_a_polling_loop_always_stops_when_cancelled() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 2)
+
+
+async def test_a_loop_stops_even_when_its_work_swallowed_the_cancellation() -> None:
+    """Code that catches CancelledError and carries on (as some client libraries do when a
+    request is cut short) cannot keep a worker loop alive: its next wait raises it."""
+    event = asyncio.Event()
+    started = asyncio.Event()
+
+    async def swallowing_loop() -> None:
+        while True:
+            started.set()
+            with contextlib.suppress(asyncio.CancelledError):  # swallowed
+                await asyncio.sleep(30)  # the loop's work, cut short by the cancellation
+            await wait_event(event, 30)
+
+    task = asyncio.create_task(swallowing_loop())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert task.cancelled()
 
 
 async def test_wait_event_reports_whether_the_event_was_set() -> None:
