@@ -10,7 +10,7 @@ table, see ``limits``; ``XState.spec``, either naming of the spec, see ``spec``)
 """
 
 from sandbox.x_api.app import create_app
-from sandbox.x_api.state import (
+from sandbox.x_api.model import (
     CREATE_TWEET,
     DELETE_TWEET,
     ENDPOINTS,
@@ -30,8 +30,8 @@ from sandbox.x_api.state import (
     RequestRecord,
     Tweet,
     User,
-    XState,
 )
+from sandbox.x_api.state import XState
 
 __all__ = [
     "CREATE_TWEET",

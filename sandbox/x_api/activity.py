@@ -70,11 +70,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from sandbox.x_api.model import RateLimitRule
 from sandbox.x_api.payloads import _display_start, _render_post, _render_user, _replied_to
-from sandbox.x_api.state import RateLimitRule
 
 if TYPE_CHECKING:
-    from sandbox.x_api.state import Tweet, XState
+    from sandbox.x_api.model import Tweet
+    from sandbox.x_api.state import XState
 
 WEBHOOKS_CREATE = "POST /2/webhooks"
 WEBHOOKS_LIST = "GET /2/webhooks"

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sandbox.x_api import activity
+from sandbox.x_api import model as m
 from sandbox.x_api import state as s
 from sandbox.x_api.billing import payment_required
 from sandbox.x_api.oauth import OAuthError, parse_authorization, verify_signature
@@ -39,17 +40,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("GET", re.compile(r"^/2/users/me$"), s.ME),
-    ("POST", re.compile(r"^/2/tweets$"), s.CREATE_TWEET),
-    ("GET", re.compile(r"^/2/tweets$"), s.LOOKUP),
-    ("DELETE", re.compile(r"^/2/tweets/(?P<id>[0-9]+)$"), s.DELETE_TWEET),
-    ("POST", re.compile(r"^/2/users/(?P<id>[0-9]+)/likes$"), s.LIKE),
-    ("GET", re.compile(r"^/2/users/(?P<id>[0-9]+)/mentions$"), s.MENTIONS),
-    ("GET", re.compile(r"^/2/users/(?P<id>[0-9]+)/tweets$"), s.USER_TWEETS),
-    ("POST", re.compile(r"^/2/media/upload$"), s.MEDIA_UPLOAD),
-    ("POST", re.compile(r"^/2/media/metadata$"), s.MEDIA_METADATA),
-    ("GET", re.compile(r"^/2/usage/tweets$"), s.USAGE),
-    ("GET", re.compile(r"^/2/users$"), s.USERS_LOOKUP),
+    ("GET", re.compile(r"^/2/users/me$"), m.ME),
+    ("POST", re.compile(r"^/2/tweets$"), m.CREATE_TWEET),
+    ("GET", re.compile(r"^/2/tweets$"), m.LOOKUP),
+    ("DELETE", re.compile(r"^/2/tweets/(?P<id>[0-9]+)$"), m.DELETE_TWEET),
+    ("POST", re.compile(r"^/2/users/(?P<id>[0-9]+)/likes$"), m.LIKE),
+    ("GET", re.compile(r"^/2/users/(?P<id>[0-9]+)/mentions$"), m.MENTIONS),
+    ("GET", re.compile(r"^/2/users/(?P<id>[0-9]+)/tweets$"), m.USER_TWEETS),
+    ("POST", re.compile(r"^/2/media/upload$"), m.MEDIA_UPLOAD),
+    ("POST", re.compile(r"^/2/media/metadata$"), m.MEDIA_METADATA),
+    ("GET", re.compile(r"^/2/usage/tweets$"), m.USAGE),
+    ("GET", re.compile(r"^/2/users$"), m.USERS_LOOKUP),
 ]
 
 
@@ -59,24 +60,24 @@ _ROUTES.extend(activity.ROUTES)  # the X Activity API and webhooks (activity_rou
 # Which authentication each endpoint accepts (X's docs): user = OAuth 1.0a user context,
 # app = OAuth 2.0 app-only bearer token.
 _AUTH: dict[str, frozenset[str]] = {
-    s.ME: frozenset({"user"}),
-    s.CREATE_TWEET: frozenset({"user"}),
-    s.DELETE_TWEET: frozenset({"user"}),
-    s.LIKE: frozenset({"user"}),
-    s.MENTIONS: frozenset({"user", "app"}),
-    s.USER_TWEETS: frozenset({"user", "app"}),
-    s.LOOKUP: frozenset({"user", "app"}),
-    s.MEDIA_UPLOAD: frozenset({"user"}),
-    s.MEDIA_METADATA: frozenset({"user"}),
-    s.USAGE: frozenset({"app"}),
-    s.USERS_LOOKUP: frozenset({"user", "app"}),
+    m.ME: frozenset({"user"}),
+    m.CREATE_TWEET: frozenset({"user"}),
+    m.DELETE_TWEET: frozenset({"user"}),
+    m.LIKE: frozenset({"user"}),
+    m.MENTIONS: frozenset({"user", "app"}),
+    m.USER_TWEETS: frozenset({"user", "app"}),
+    m.LOOKUP: frozenset({"user", "app"}),
+    m.MEDIA_UPLOAD: frozenset({"user"}),
+    m.MEDIA_METADATA: frozenset({"user"}),
+    m.USAGE: frozenset({"app"}),
+    m.USERS_LOOKUP: frozenset({"user", "app"}),
 }
 
 
 _AUTH.update(activity.AUTH)
 
 
-_READ_ENDPOINTS = {s.MENTIONS, s.USER_TWEETS, s.LOOKUP}
+_READ_ENDPOINTS = {m.MENTIONS, m.USER_TWEETS, m.LOOKUP}
 
 
 def _unsupported_auth(endpoint: str, auth: str) -> web.Response:
@@ -154,7 +155,7 @@ def _safe_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _rate_headers(window: s.RateWindow) -> dict[str, str]:
+def _rate_headers(window: m.RateWindow) -> dict[str, str]:
     return {
         "x-rate-limit-limit": str(window.limit),
         "x-rate-limit-remaining": str(max(window.remaining, 0)),
@@ -180,7 +181,7 @@ async def x_middleware(request: web.Request, handler: Handler) -> web.StreamResp
     finally:
         state.request_started(endpoint, -1)
         state.record_request(
-            s.RequestRecord(
+            m.RequestRecord(
                 request.method,
                 endpoint,
                 request.path,
@@ -231,7 +232,7 @@ async def _dispatch(
     if not allowed or not day_allowed:
         # A spent 24-hour window refuses even while the 15-minute one has calls left.
         response = too_many_requests()
-    elif (endpoint == s.CREATE_TWEET and state.posts_capped()) or (
+    elif (endpoint == m.CREATE_TWEET and state.posts_capped()) or (
         endpoint in _READ_ENDPOINTS and state.reads_capped()
     ):
         response = usage_capped(state)  # the rate-limit headers may still show calls left

@@ -13,7 +13,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandbox.x_api.state import Tweet
+    from sandbox.x_api.model import Tweet
 
 
 def _replied_to(tweet: Tweet) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.x_api import model as m
 from sandbox.x_api import state as s
 from sandbox.x_api import timeline
 from sandbox.x_api.model import iso_ms
@@ -32,12 +33,12 @@ _PRIVATE_METRICS_AGE = timedelta(days=30)
 _TWEET_FIELDS_DEFAULT = ("id", "text", "edit_history_tweet_ids")
 
 
-def _is_recent(tweet: s.Tweet, state: s.XState) -> bool:
+def _is_recent(tweet: m.Tweet, state: s.XState) -> bool:
     return datetime.fromtimestamp(state.now(), UTC) - tweet.created_at <= _PRIVATE_METRICS_AGE
 
 
 def render_tweet(
-    tweet: s.Tweet, fields: set[str], poll_ids: tuple[str, ...] = ()
+    tweet: m.Tweet, fields: set[str], poll_ids: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": tweet.id,
@@ -97,7 +98,7 @@ def fields_with_polls(request: web.Request, fields: set[str]) -> set[str]:
     return fields | (fields_param(request, "expansions") & {"attachments.poll_ids"})
 
 
-def poll_ids_of(request: web.Request, tweet: s.Tweet) -> tuple[str, ...]:
+def poll_ids_of(request: web.Request, tweet: m.Tweet) -> tuple[str, ...]:
     poll = state_of(request).polls.get(tweet.id)
     return (poll.id,) if poll else ()
 
@@ -114,7 +115,7 @@ def _entities(mentions: list[dict[str, Any]], urls: list[dict[str, Any]]) -> dic
 
 
 def private_field_errors(
-    tweet: s.Tweet, fields: set[str], request: web.Request, parameter: str, section: str
+    tweet: m.Tweet, fields: set[str], request: web.Request, parameter: str, section: str
 ) -> list[dict[str, Any]]:
     """X's not-authorized-for-field errors for private metrics the caller may not see."""
     state = state_of(request)
@@ -139,7 +140,7 @@ def private_field_errors(
     ]
 
 
-def render_includes(request: web.Request, tweets: list[s.Tweet]) -> dict[str, Any]:
+def render_includes(request: web.Request, tweets: list[m.Tweet]) -> dict[str, Any]:
     state = state_of(request)
     expansions = fields_param(request, "expansions")
     user_fields = fields_param(request, "user.fields")
@@ -187,7 +188,7 @@ def render_includes(request: web.Request, tweets: list[s.Tweet]) -> dict[str, An
 
 def render_visible(
     request: web.Request,
-    tweet: s.Tweet,
+    tweet: m.Tweet,
     fields: set[str],
     parameter: str,
     errors: list[dict[str, Any]],
@@ -244,7 +245,7 @@ def bill_read(request: web.Request, body: dict[str, Any], operation: str) -> Non
 
 
 def serve_timeline(
-    request: web.Request, candidates: list[s.Tweet], *, owner_id: str
+    request: web.Request, candidates: list[m.Tweet], *, owner_id: str
 ) -> web.Response:
     """Paginated newest-first timeline with X's meta (mentions, user tweets); pages may come
     short or empty with a next_token; start_time/end_time bound it (see timeline.py). Billed as

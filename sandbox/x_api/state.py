@@ -1,7 +1,7 @@
 """In-memory state of the X API stand-in, driven by tests in-process (or via /_sandbox/...).
 
-The data it holds is defined in ``model`` (re-exported here, where callers have always found
-it); its 15-minute rate-limit windows are ``limits.RateLimiting`` and its injected faults
+The data it holds is defined in ``model`` (the package and every module import it from
+there); its 15-minute rate-limit windows are ``limits.RateLimiting`` and its injected faults
 ``faults.FaultInjection``, both mixed into :class:`XState`.
 """
 
@@ -19,23 +19,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sandbox.x_api.counters import Counting
-from sandbox.x_api.faults import DropMode, FaultInjection
+from sandbox.x_api.faults import FaultInjection
 from sandbox.x_api.limits import PUBLISHED_15_MIN, DayLimits, RateLimiting
 from sandbox.x_api.model import (
-    CREATE_TWEET,
-    DELETE_TWEET,
-    ENDPOINTS,
-    LIKE,
-    LOOKUP,
-    ME,
-    MEDIA_METADATA,
-    MEDIA_UPLOAD,
-    MENTIONS,
-    PRIVATE_METRICS,
-    PUBLIC_METRICS,
-    USAGE,
-    USER_TWEETS,
-    USERS_LOOKUP,
     LikeRecord,
     Media,
     RateLimitRule,
@@ -50,31 +36,6 @@ from sandbox.x_api.text import MAX_LENGTH, tweet_length
 if TYPE_CHECKING:
     from sandbox.x_api.activity import ActivityState
 
-__all__ = [
-    "CREATE_TWEET",
-    "DELETE_TWEET",
-    "ENDPOINTS",
-    "LIKE",
-    "LOOKUP",
-    "ME",
-    "MEDIA_METADATA",
-    "MEDIA_UPLOAD",
-    "MENTIONS",
-    "PRIVATE_METRICS",
-    "PUBLIC_METRICS",
-    "USAGE",
-    "USERS_LOOKUP",
-    "USER_TWEETS",
-    "DropMode",
-    "LikeRecord",
-    "Media",
-    "RateLimitRule",
-    "RateWindow",
-    "RequestRecord",
-    "Tweet",
-    "User",
-    "XState",
-]
 
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
 

@@ -22,7 +22,8 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sandbox.x_api.state import Tweet, XState
+from sandbox.x_api.model import Tweet
+from sandbox.x_api.state import XState
 
 EARLIEST = datetime(2010, 11, 6, tzinfo=UTC)
 

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from sandbox.openai_api import ChatRequest
 from sandbox.stack import CREDENTIALS, SandboxStack
-from sandbox.x_api.state import Tweet, XState
+from sandbox.x_api.model import Tweet
+from sandbox.x_api.state import XState
 from tests.waiting import wait_for
 from tests.workers import running
 from worker.ops.cli import app
